@@ -1,0 +1,64 @@
+"""The ``wsinspect`` command line: a table of subcommands, each in ``wsinspect.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from wsinspect import __version__
+
+__all__ = ["build_parser", "main"]
+
+# name → (module in wsinspect.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "proxy": ("proxy", "run the relay headless and log every frame on stdout"),
+}
+
+EPILOG = """\
+examples:
+  wsinspect proxy --upstream ws://127.0.0.1:9000          # listen on 127.0.0.1:8080
+  wsinspect proxy --upstream wss://example.com -w s.jsonl  # record to a file
+
+Run 'wsinspect COMMAND --help' for a command's options.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsinspect",
+        description="WebSocket debugging proxy and traffic inspector.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wsinspect {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f"wsinspect.commands.{module_name}")
+        cmd = sub.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.configure(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = args._run(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The one place that renders events for humans: the console log, ``wsinspect cat`` and the
+TUI all call these functions, so a frame reads the same everywhere."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from wsinspect.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    Event,
+    FaultInjected,
+    FrameSeen,
+    HandshakeRejected,
+    HttpExchange,
+    MessageSeen,
+    Notice,
+)
+from wsinspect.wire.closecodes import close_code_meaning
+from wsinspect.wire.frames import Frame, opcode_name
+
+__all__ = [
+    "ARROWS",
+    "flags",
+    "format_bytes",
+    "format_time",
+    "preview",
+    "render_event",
+    "render_frame",
+]
+
+ARROWS = {"c2s": "→", "s2c": "←"}
+DEFAULT_PREVIEW = 80
+
+
+def format_time(ts: float) -> str:
+    """Local wall-clock time with milliseconds: ``14:03:07.123``."""
+    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
+def format_bytes(n: int) -> str:
+    """``512 B``, ``1.5 KiB``, ``3.2 MiB``..."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _cut(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    half = (width - 1) // 2
+    return text[:half] + "…" + text[len(text) - (width - 1 - half) :]
+
+
+def preview(payload: bytes, *, text: bool, length: int | None = None,
+            width: int = DEFAULT_PREVIEW) -> str:  # fmt: skip
+    """A one-line view of a payload: quoted text where it decodes as UTF-8 (and ``text`` says it
+    may be text), hex otherwise; the middle is cut out of long payloads. ``length`` is the full
+    payload length when ``payload`` is only the captured part."""
+    full = len(payload) if length is None else length
+    suffix = f" …(+{format_bytes(full - len(payload))} not captured)" if full > len(payload) else ""
+    if not payload:
+        return '""' + suffix if text else "(empty)" + suffix
+    decoded: str | None = None
+    if text:
+        try:
+            decoded = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            decoded = None
+    if decoded is not None:
+        # JSON string escaping: quotes and control characters escaped, other text kept.
+        return '"' + _cut(json.dumps(decoded, ensure_ascii=False)[1:-1], width) + '"' + suffix
+    return "0x" + _cut(payload.hex(), width) + suffix
+
+
+def flags(frame: Frame) -> str:
+    """``FIN RSV1 MASK`` style flag list, ``-`` for a non-final frame with no bits set."""
+    out = []
+    if frame.fin:
+        out.append("FIN")
+    for bit, name in ((frame.rsv1, "RSV1"), (frame.rsv2, "RSV2"), (frame.rsv3, "RSV3")):
+        if bit:
+            out.append(name)
+    return " ".join(out) or "-"
+
+
+def render_frame(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> str:
+    """``14:03:07.123 #1 → text FIN mask=1a2b3c4d len=5 "hello"`` (plus close code and
+    violations). The one rendering of a frame for humans."""
+    f = event.frame
+    parts = [
+        format_time(event.ts),
+        f"#{event.conn}",
+        ARROWS.get(event.direction, event.direction),
+        opcode_name(f.opcode),
+        flags(f),
+    ]
+    if f.mask_key is not None:
+        parts.append(f"mask={f.mask_key.hex()}")
+    parts.append(f"len={f.length}")
+    if f.opcode == 8:
+        code = f.close_code
+        if code is None:
+            parts.append("(no status code)")
+        else:
+            parts.append(f"{code} ({close_code_meaning(code)})")
+            reason = f.close_reason
+            if reason:
+                parts.append(preview(reason.encode(), text=True, width=width))
+    else:
+        # Text where it decodes, except binary and compressed payloads, which read as hex.
+        is_text = f.opcode != 2 and not f.rsv1
+        parts.append(preview(f.payload, text=is_text, length=f.length, width=width))
+    if f.sha256:
+        parts.append(f"sha256={f.sha256[:16]}…")
+    if not event.delivered:
+        parts.append("[NOT DELIVERED]")
+    for v in f.violations:
+        parts.append(f"⚠ {v.section}: {v.message}")
+    return " ".join(parts)
+
+
+def _close_side(label: str, close: tuple[int | None, str] | None) -> str:
+    if close is None:
+        return f"{label}: no close frame"
+    code, reason = close
+    text = f"{label}: {code} ({close_code_meaning(code)})"
+    return text + (f" {reason!r}" if reason else "")
+
+
+def render_event(event: Event, *, width: int = DEFAULT_PREVIEW) -> str:
+    """One log line for any event."""
+    t = format_time(event.ts)
+    if isinstance(event, FrameSeen):
+        return render_frame(event, width=width)
+    if isinstance(event, MessageSeen):
+        m = event.message
+        size = f"len={m.length}" + (f" wire_len={m.wire_len}" if m.compressed else "")
+        body = preview(m.payload, text=m.opcode == 1, length=m.length, width=width)
+        arrow = ARROWS.get(event.direction, event.direction)
+        return f"{t} #{event.conn} {arrow} message {opcode_name(m.opcode)} {size} frames={m.frames} {body}"
+    if isinstance(event, ConnectionOpened):
+        extras = []
+        if event.subprotocol:
+            extras.append(f"subprotocol={event.subprotocol}")
+        if event.extensions:
+            extras.append(f"extensions={event.extensions}")
+        tail = (" " + " ".join(extras)) if extras else ""
+        return f"{t} #{event.conn} open {event.client} {event.path} → {event.upstream}{tail}"
+    if isinstance(event, ConnectionClosed):
+        frames = event.frames
+        nbytes = event.bytes
+        return (
+            f"{t} #{event.conn} closed by {event.initiator} ({event.how})"
+            f" [{_close_side('client', event.client_close)};"
+            f" {_close_side('upstream', event.upstream_close)}]"
+            f" after {event.duration:.3f}s,"
+            f" frames →{frames.get('c2s', 0)} ←{frames.get('s2c', 0)},"
+            f" bytes →{nbytes.get('c2s', 0)} ←{nbytes.get('s2c', 0)}"
+            + (f" ({event.detail})" if event.detail else "")
+        )
+    if isinstance(event, HandshakeRejected):
+        origin = f" origin={event.origin}" if event.origin else ""
+        return (
+            f"{t} #{event.conn} rejected {event.client} {event.path}:"
+            f" {event.status} by {event.by}: {event.reason}{origin}"
+        )
+    if isinstance(event, HttpExchange):
+        return (
+            f"{t} #{event.conn} http {event.client} {event.method} {event.path}"
+            f" {event.status} {format_bytes(event.size)} {event.duration * 1000:.1f}ms"
+        )
+    if isinstance(event, FaultInjected):
+        arrow = f" {ARROWS.get(event.direction, event.direction)}" if event.direction else ""
+        return f"{t} #{event.conn}{arrow} fault {event.fault}: {event.action}"
+    if isinstance(event, Notice):
+        conn = f" #{event.conn}" if event.conn else ""
+        return f"{t}{conn} {event.level}: {event.text}"
+    raise TypeError(f"not an event: {event!r}")
