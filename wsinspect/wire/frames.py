@@ -186,6 +186,15 @@ class FrameParser:
         return self._offset
 
     @property
+    def current(self) -> Frame | None:
+        """The frame whose header is parsed but whose payload is still arriving, if any.
+
+        Its ``payload`` is empty until it completes. Lets a caller report a frame that may never
+        complete (a declared length of 2**63 and more, say) when the connection ends.
+        """
+        return self._cur
+
+    @property
     def pending(self) -> int:
         """Bytes of an incomplete frame (header or payload) that are not yet in a frame."""
         if self._cur is not None:

@@ -1,0 +1,64 @@
+"""The light tier must agree with the full parser on every count, whatever the chunking."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsinspect.wire.frames import FrameParser, encode_frame
+from wsinspect.wire.walker import FrameWalker
+
+
+def _stream() -> bytes:
+    return b"".join(
+        [
+            encode_frame(1, b"hello", mask_key=b"abcd"),
+            encode_frame(2, os.urandom(300), fin=False, mask_key=b"wxyz"),
+            encode_frame(9, b"ping", mask_key=b"1234"),
+            encode_frame(0, os.urandom(70_000), mask_key=b"5678"),
+            encode_frame(10, b"", mask_key=b"9abc"),
+            encode_frame(1, b"x" * 126),
+            encode_frame(8, b"\x03\xe8going now", mask_key=b"defg"),
+        ]
+    )
+
+
+STREAM = _stream()
+
+
+def _walk(cuts: list[int]) -> tuple[FrameWalker, list[tuple[int, bytes, int]]]:
+    walker = FrameWalker("c2s")
+    closes = []
+    points = [*sorted({c % (len(STREAM) + 1) for c in cuts}), len(STREAM)]
+    prev = 0
+    for point in points:
+        for frame in walker.feed(STREAM[prev:point]):
+            closes.append((frame.opcode, frame.payload, frame.start))
+        prev = point
+    return walker, closes
+
+
+def test_walker_counts_every_frame_and_returns_the_close_frame() -> None:
+    frames = FrameParser().feed(STREAM)
+    walker, closes = _walk([])
+    assert walker.frames == len(frames) == 7
+    assert walker.data_frames == sum(1 for f in frames if f.opcode < 8) == 4
+    close = frames[-1]
+    assert closes == [(8, b"\x03\xe8going now", close.start)]
+
+
+def test_walker_fed_one_byte_at_a_time_agrees() -> None:
+    walker, closes = _walk(list(range(len(STREAM))))
+    assert (walker.frames, walker.data_frames) == (7, 4)
+    assert [c[1] for c in closes] == [b"\x03\xe8going now"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=30))
+def test_walker_agrees_with_any_chunking(cuts: list[int]) -> None:
+    reference, ref_closes = _walk([])
+    walker, closes = _walk(cuts)
+    assert (walker.frames, walker.data_frames) == (reference.frames, reference.data_frames)
+    assert closes == ref_closes
