@@ -8,12 +8,21 @@ import sys
 from collections.abc import Sequence
 
 from wsinspect import __version__
+from wsinspect.config import ConfigError, apply_config_file
 
 __all__ = ["build_parser", "main"]
 
 # name → (module in wsinspect.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("proxy", "run the relay headless and log every frame on stdout"),
+    "tui": ("tui", "run the relay and watch its traffic live in a terminal UI"),
+    "view": ("view", "open a recording (or a Chrome HAR) in the terminal UI, read-only"),
+    "demo": ("demo", "try it: an echo server, the proxy and a web page, with the UI"),
+    "cat": ("cat", "print a recording (or a Chrome HAR) with the live log's format"),
+    "stats": ("stats", "per-connection and total figures of a recording"),
+    "export": ("export", "convert a recording to HAR 1.2 or pcap"),
+    "replay": ("replay", "replay a recorded client against a server; --diff to compare"),
+    "ctl": ("ctl", "act on a running proxy through its --control socket (cut, close, faults)"),
 }
 
 EPILOG = """\
@@ -50,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        # --config FILE: the file's values become defaults and the flags are parsed again.
+        args = apply_config_file(parser, argv, args)
+    except ConfigError as exc:
+        print(f"wsinspect: error: {exc}", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2

@@ -3,18 +3,28 @@
 ``add_proxy_arguments`` declares the flags that ``proxy``, ``tui`` and ``demo`` share;
 ``settings_from_args`` validates them into a frozen ``Settings``. A bad value raises
 ``ConfigError`` naming the option and the reason, before anything listens.
+
+``--config FILE`` reads the same options from TOML (keys are the long flag names;
+``configs/default.toml`` lists them all): ``apply_config_file`` loads the file as defaults and
+parses the command line again, so flags override the file.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+from wsinspect.faults.spec import FaultSpec, parse_fault
 
 __all__ = [
     "ConfigError",
     "Settings",
     "add_proxy_arguments",
+    "apply_config_file",
+    "load_config",
     "parse_hostport",
     "settings_from_args",
 ]
@@ -76,6 +86,20 @@ class Settings:
     no_compression: bool = False
     log_format: str = "text"  # "text" or "json"
     quiet: bool = False
+    record: str | None = None  # JSON Lines recording path (--record/-w)
+    redact: bool = True  # redact Cookie/Authorization values in the recording
+    # Config file, Origin policy, idle timeout and faults (see wsinspect.faults).
+    config: str | None = None  # the --config file the settings came from
+    allow_origins: tuple[str, ...] = ()
+    require_origin: bool = False
+    origin_mode: str = "enforce"  # or "report"
+    idle_timeout: float | None = None
+    idle_action: str = "close-tcp"  # close-tcp, reset, close-frame, blackhole
+    idle_close_code: int = 1001
+    idle_ignores_control: bool = False
+    faults: tuple[FaultSpec, ...] = ()
+    seed: int | None = None
+    control: str | None = None  # control socket path (wsinspect ctl)
 
     @property
     def listen_is_loopback(self) -> bool:
@@ -120,8 +144,10 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
         "--listen", "-l", metavar="HOST:PORT", default="127.0.0.1:8080",
         help="address to accept clients on (default: 127.0.0.1:8080; port 0 picks a free one)",
     )  # fmt: skip
+    # Not required at parse time: --config may provide it (checked in settings_from_args).
+    parser.set_defaults(_upstream_required=upstream_required)
     net.add_argument(
-        "--upstream", "-u", metavar="URL", required=upstream_required,
+        "--upstream", "-u", metavar="URL",
         help="the real server: ws://host:port[/prefix] or wss://...; the client's path and "
         "query are appended to the prefix",
     )  # fmt: skip
@@ -156,6 +182,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
     out.add_argument("--log-format", choices=("text", "json"), default="text",
                      help="text lines (default) or one JSON object per event")  # fmt: skip
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing on stdout")
+    out.add_argument("--record", "-w", metavar="FILE", default=None,
+                     help="record every event to FILE as JSON Lines (flushed every 100 ms)")  # fmt: skip
+    out.add_argument("--no-redact", dest="redact", action="store_false",
+                     help="keep Cookie, Set-Cookie, Authorization and Proxy-Authorization "
+                     "values in the recording (redacted by default)")  # fmt: skip
+    _add_fault_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -165,6 +197,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     except ValueError as exc:
         raise ConfigError(f"--listen {args.listen!r}: expected HOST:PORT ({exc})") from None
     upstream = Upstream.parse(args.upstream) if getattr(args, "upstream", None) else None
+    if upstream is None and getattr(args, "_upstream_required", False):
+        raise ConfigError("--upstream is required (or 'upstream' in the --config file)")
     if bool(args.cert) != bool(args.key):
         raise ConfigError("--cert and --key go together: give both to serve TLS, or neither")
     if args.max_message_size is not None and not args.strict:
@@ -186,4 +220,233 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         no_compression=args.no_compression,
         log_format=args.log_format,
         quiet=args.quiet,
+        record=getattr(args, "record", None),
+        redact=getattr(args, "redact", True),
+        **_fault_settings(args),
     )
+
+
+# ---- config files, Origin policy, idle timeouts and faults (issue 5) ---------------------------
+
+FAULT_EPILOG = """\
+--fault SPEC is KIND[:KEY=VALUE,...] (quote a value that contains a comma):
+  latency:dir=s2c,ms=200,jitter=50      drop:dir=c2s,match=^ping,p=0.5
+  throttle:rate=16k                     close-after:seconds=30,code=4000
+every kind takes p= (probability, default 1), path= and origin= (regexes the connection must
+match); dir= is c2s, s2c or both (default). Kinds and their keys:
+"""
+
+
+class _ReplaceAppend(argparse.Action):
+    """Like ``append``, but the first use on the command line replaces the default list (which
+    may come from ``--config``): flags override the file, lists included."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:  # fmt: skip
+        current = getattr(namespace, self.dest, None)
+        items = [] if current is None or current is self.default else list(current)
+        items.append(values)
+        setattr(namespace, self.dest, items)
+
+
+def _fault_arg(text: str) -> FaultSpec:
+    try:
+        return parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _origin_arg(text: str) -> str:
+    from wsinspect.faults.origin import OriginPattern
+
+    try:
+        OriginPattern.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
+def _idle_action_arg(text: str) -> str:
+    from wsinspect.faults.spec import parse_idle_action
+
+    try:
+        parse_idle_action(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """The config-file, Origin, idle and fault flags (part of ``add_proxy_arguments``)."""
+    from wsinspect.faults.spec import fault_help
+
+    parser.set_defaults(_proxy_parser=parser)
+    cfg = parser.add_argument_group("config file")
+    cfg.add_argument("--config", "-c", metavar="FILE", default=None,
+                     help="read options from a TOML file (keys are the long flag names, e.g. "
+                     "idle-timeout = 60; see configs/default.toml); flags override the file")  # fmt: skip
+
+    org = parser.add_argument_group("Origin policy (RFC 6455 §10.2)")
+    org.add_argument("--allow-origin", metavar="PATTERN", dest="allow_origin", action=_ReplaceAppend,
+                     type=_origin_arg, default=[],
+                     help="allow this Origin (repeatable): https://app.example.com, "
+                     "https://*.example.com, http://localhost:*, or null; others get 403")  # fmt: skip
+    org.add_argument("--require-origin", action="store_true",
+                     help="also refuse (403) handshakes that send no Origin header")  # fmt: skip
+    org.add_argument("--origin-mode", choices=("enforce", "report"), default="enforce",
+                     help="enforce (default): refuse with 403; report: let it through and log "
+                     "a fault event")  # fmt: skip
+
+    idle = parser.add_argument_group("idle timeout")
+    idle.add_argument("--idle-timeout", metavar="SECONDS", type=_positive_float, default=None,
+                      help="act on a connection when no frame passed either way for this long")  # fmt: skip
+    idle.add_argument("--idle-action", metavar="ACTION", type=_idle_action_arg, default="close-tcp",
+                      help="close-tcp (default: end both TCP connections, the client sees 1006), "
+                      "reset (RST both), close-frame[:CODE] (close frames, default 1001, and "
+                      "complete the closing handshake), blackhole (stop forwarding, keep both "
+                      "open)")  # fmt: skip
+    idle.add_argument("--idle-ignores-control", action="store_true",
+                      help="pings and pongs do not count as activity")  # fmt: skip
+
+    flt = parser.add_argument_group(
+        "faults", FAULT_EPILOG + fault_help().split("\n", 1)[1]
+    )
+    flt.add_argument("--fault", metavar="SPEC", dest="faults", action=_ReplaceAppend,
+                     type=_fault_arg, default=[],
+                     help="inject a fault (repeatable), see the syntax above")  # fmt: skip
+    flt.add_argument("--seed", metavar="N", type=int, default=None,
+                     help="seed the faults' random choices: a run with the same seed and "
+                     "traffic makes the same choices")  # fmt: skip
+    flt.add_argument("--control", metavar="PATH", default=None,
+                     help="open a control socket (Unix socket, owner-only) for 'wsinspect ctl'")  # fmt: skip
+
+
+def _fault_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The Settings fields of ``_add_fault_arguments``, validated."""
+    from wsinspect.faults.spec import parse_idle_action
+
+    try:
+        action, code = parse_idle_action(getattr(args, "idle_action", "close-tcp"))
+    except ValueError as exc:
+        raise ConfigError(f"--idle-action {exc}") from None
+    return {
+        "config": getattr(args, "config", None),
+        "allow_origins": tuple(getattr(args, "allow_origin", ())),
+        "require_origin": getattr(args, "require_origin", False),
+        "origin_mode": getattr(args, "origin_mode", "enforce"),
+        "idle_timeout": getattr(args, "idle_timeout", None),
+        "idle_action": action,
+        "idle_close_code": code,
+        "idle_ignores_control": getattr(args, "idle_ignores_control", False),
+        "faults": tuple(getattr(args, "faults", ())),
+        "seed": getattr(args, "seed", None),
+        "control": getattr(args, "control", None),
+    }
+
+
+_NOT_IN_FILES = {"help", "config", "version"}
+
+
+def _option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """Long option name without ``--`` → its action."""
+    out: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        for opt in action.option_strings:
+            if opt.startswith("--") and opt[2:] not in _NOT_IN_FILES:
+                out[opt[2:]] = action
+    return out
+
+
+def _file_value(action: argparse.Action, value: Any) -> Any:
+    """Convert one TOML value the way the flag would be parsed; ``ValueError`` with why."""
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value if isinstance(action, argparse._StoreTrueAction) else not value
+    if isinstance(action, _ReplaceAppend | argparse._AppendAction):
+        items = value if isinstance(value, list) else [value]
+        return [_file_scalar(action, item) for item in items]
+    return _file_scalar(action, value)
+
+
+def _file_scalar(action: argparse.Action, value: Any) -> Any:
+    if isinstance(value, dict | list | bool):
+        raise ValueError(f"expected a {'number' if action.type else 'string'}, got {value!r}")
+    text = str(value)
+    try:
+        converted = action.type(text) if callable(action.type) else text
+    except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+        raise ValueError(str(exc) or f"bad value {value!r}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(map(str, action.choices))}")
+    return converted
+
+
+def load_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Read a TOML config file into ``{dest: value}`` for ``parser``'s options.
+
+    Top-level keys are long flag names (``idle-timeout = 60``, ``allow-origin = [...]``,
+    ``no-redact = true``); ``[[fault]]`` tables hold one fault each (``kind`` plus the
+    ``--fault`` keys). ``ConfigError`` names the file, the key and the reason."""
+    import difflib
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    actions = _option_actions(parser)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "fault":
+            out["faults"] = _file_faults(path, value)
+            continue
+        action = actions.get(key) or actions.get(key.replace("_", "-"))
+        if action is None:
+            close = difflib.get_close_matches(key, [*actions, "fault"], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}: key {key!r}: not a wsinspect option{hint}")
+        try:
+            out[action.dest] = _file_value(action, value)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: key {key!r}: {exc}") from None
+    return out
+
+
+def _file_faults(path: str, value: Any) -> list[FaultSpec]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: key 'fault': expected [[fault]] tables or a list of strings")
+    specs = []
+    for i, item in enumerate(value):
+        where = f"fault[{i}]"
+        try:
+            if isinstance(item, str):
+                specs.append(parse_fault(item))
+                continue
+            if not isinstance(item, dict):
+                raise ValueError("expected a table or a --fault string")
+            table = dict(item)
+            specs.append(FaultSpec.from_mapping(table.pop("kind", None), table))
+        except ValueError as exc:
+            text = str(exc)
+            sub, sep, reason = text.partition(": ")
+            if sep and " " not in sub and not isinstance(item, str):
+                raise ConfigError(f"{path}: key '{where}.{sub}': {reason}") from None
+            raise ConfigError(f"{path}: key '{where}': {text}") from None
+    return specs
+
+
+def apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                      args: argparse.Namespace) -> argparse.Namespace:  # fmt: skip
+    """If ``args`` came with ``--config FILE``: load it as defaults of the subcommand's parser
+    and parse ``argv`` again, so that flags given on the command line win over the file.
+    ``ConfigError`` (file, key, reason) if the file is bad — before anything listens."""
+    path = getattr(args, "config", None)
+    sub = getattr(args, "_proxy_parser", None)
+    if not path or sub is None:
+        return args
+    sub.set_defaults(**load_config(path, sub))
+    return parser.parse_args(argv)

@@ -211,6 +211,8 @@ class MessageSeen:
         }
         if m.compressed:
             d["wire_len"] = m.wire_len
+        if m.note:
+            d["note"] = m.note
         return d
 
     @classmethod
@@ -224,6 +226,7 @@ class MessageSeen:
             frames=d.get("frames", 1),
             truncated=d.get("truncated", False),
             compressed="wire_len" in d,
+            note=d.get("note"),
         )
         return cls(d["conn"], d["dir"], d["ts"], message, d.get("message", 0))
 

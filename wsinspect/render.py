@@ -17,6 +17,7 @@ from wsinspect.events import (
     MessageSeen,
     Notice,
 )
+from wsinspect.wire.checks import Violation
 from wsinspect.wire.closecodes import close_code_meaning
 from wsinspect.wire.frames import Frame, opcode_name
 
@@ -119,9 +120,13 @@ def render_frame(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> str:
         parts.append(f"sha256={f.sha256[:16]}…")
     if not event.delivered:
         parts.append("[NOT DELIVERED]")
-    for v in f.violations:
-        parts.append(f"⚠ {v.section}: {v.message}")
+    parts.extend(_violation_text(v) for v in f.violations)
     return " ".join(parts)
+
+
+def _violation_text(v: Violation) -> str:
+    # Notices are the inspector's own limits (a capped inflate), not a peer's fault.
+    return f"{'ⓘ' if v.is_notice else '⚠'} {v.section}: {v.message}"
 
 
 def _close_side(label: str, close: tuple[int | None, str] | None) -> str:
@@ -142,7 +147,8 @@ def render_event(event: Event, *, width: int = DEFAULT_PREVIEW) -> str:
         size = f"len={m.length}" + (f" wire_len={m.wire_len}" if m.compressed else "")
         body = preview(m.payload, text=m.opcode == 1, length=m.length, width=width)
         arrow = ARROWS.get(event.direction, event.direction)
-        return f"{t} #{event.conn} {arrow} message {opcode_name(m.opcode)} {size} frames={m.frames} {body}"
+        line = f"{t} #{event.conn} {arrow} message {opcode_name(m.opcode)} {size} frames={m.frames} {body}"
+        return line + (f" ({m.note})" if m.note else "")
     if isinstance(event, ConnectionOpened):
         extras = []
         if event.subprotocol:

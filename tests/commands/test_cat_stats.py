@@ -1,0 +1,133 @@
+"""``wsinspect cat`` and ``wsinspect stats`` on recordings and Chrome HAR files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from recording_samples import every_kind
+
+from wsinspect.commands import cat, stats
+from wsinspect.events import Event
+from wsinspect.render import render_event
+from wsinspect.sinks.recorder import Recorder, read_events
+
+
+def run(module: ModuleType, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    module.configure(parser)
+    code: int = module.run(parser.parse_args(argv))
+    return code
+
+
+@pytest.fixture
+def rec(tmp_path: Path) -> Path:
+    path = tmp_path / "rec.jsonl"
+    r = Recorder.create(str(path))
+    for event in every_kind():
+        r.publish(event)
+    r.close()
+    return path
+
+
+def recorded(path: Path) -> list[Event]:
+    return list(read_events(str(path)))
+
+
+def test_cat_prints_the_live_log_lines(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cat, [str(rec)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    events = recorded(rec)
+    assert out[0] == render_event(events[0])
+    frames = [render_event(e) for e in events if e.type == "frame"]
+    assert all(line in out for line in frames)
+    # a fragmented message gets its message line; a one-frame message is its frame line
+    assert any("message text len=10 frames=2" in line for line in out)
+    assert not any('message text len=6 frames=1 "héllo"' in line for line in out)
+
+
+def test_cat_filters_by_connection_direction_and_opcode(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cat, [str(rec), "--conn", "1", "--dir", "s2c", "--opcode", "close"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    assert "#1 ← close FIN len=2 1000 (normal closure)" in out[0]
+
+
+def test_cat_grep_matches_the_full_payload(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cat, [str(rec), "--grep", "mented$"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2  # the continuation frame and the reassembled message
+    assert all("mented" in line for line in out)
+
+
+def test_cat_messages_prints_one_line_per_message(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cat, [str(rec), "--messages", "--conn", "1", "--dir", "c2s"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" message ")[1].split(" ")[0] for line in out] == ["text", "text", "binary"]
+
+
+def test_cat_json_prints_the_recorded_objects(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cat, [str(rec), "--log-format", "json", "--opcode", "ping"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["type"], r["opcode"], r["payload"]) for r in rows] == [("frame", 9, "cA==")]
+
+
+@pytest.mark.parametrize("module", [cat, stats])
+def test_not_a_recording_is_one_line_and_exit_2(
+    module: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n", "utf-8")
+    assert run(module, [str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a wsinspect recording or HAR file" in err
+
+
+def test_stats_counts_per_connection_and_total(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(stats, [str(rec), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    first = report["connections"][0]
+    assert first["c2s"]["frames"] == 6 and first["s2c"]["frames"] == 4
+    assert first["c2s"]["messages"] == 3 and first["s2c"]["messages"] == 2
+    assert first["c2s"]["opcodes"] == {"text": 2, "cont": 1, "binary": 1, "ping": 1, "close": 1}
+    assert first["c2s"]["largest_message"] == 512
+    assert first["close"] == {"initiator": "client", "how": "close-handshake", "code": 1000,
+                              "reason": "bye"}  # fmt: skip
+    assert first["duration"] == 1.5
+    second = report["connections"][1]
+    assert second["violations"] == {"masked-server-frame": 1}
+    assert second["faults"] == {"idle-timeout": 1}
+    assert second["s2c"]["undelivered"] == 1
+    assert second["s2c"]["bytes"] == (4 + 5000) + (6 + 16)  # wire bytes: headers + full lengths
+    total = report["total"]
+    assert (total["connections"], total["rejected"], total["http"]) == (2, 1, 1)
+    assert total["c2s"]["frames"] == 6 and total["s2c"]["frames"] == 6
+    assert total["closes"] == {"1000 by client": 1, "- by proxy": 1}
+
+
+def test_stats_text_report_reads_well(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(stats, [str(rec)]) == 0
+    out = capsys.readouterr().out
+    assert "#1 127.0.0.1:51234 /chat?x=1" not in out
+    assert "#1 127.0.0.1:51234 /chat?room=1  duration 1.500s" in out
+    assert "closed by client (close-handshake): 1000 (normal closure) 'bye'" in out
+    assert "#3 127.0.0.1:51236 /nope: rejected 403 by proxy: Origin not allowed" in out
+    assert "violations: masked-server-frame (1)" in out
+    assert "undelivered frames: 1" in out
+    assert "total: 2 connections, 1 rejected, 1 plain HTTP" in out
+
+
+def test_stats_reads_a_chrome_har(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
+    from test_har import CHROME_HAR
+
+    path = tmp_path / "chrome.har"
+    path.write_text(json.dumps(CHROME_HAR), "utf-8")
+    assert run(stats, [str(path), "--json"]) == 0
+    total = json.loads(capsys.readouterr().out)["total"]
+    assert (total["c2s"]["messages"], total["s2c"]["messages"]) == (1, 2)

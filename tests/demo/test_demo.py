@@ -1,0 +1,124 @@
+"""``wsinspect demo``: the page is served, and its WebSocket echoes through the proxy."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+from trio_websocket import open_websocket_url
+
+from wsinspect.config import Settings
+from wsinspect.demo.run import run_demo
+from wsinspect.demo.server import serve_demo
+from wsinspect.events import Event, FrameSeen
+from wsinspect.hub import Hub
+
+pytestmark = pytest.mark.trio
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+
+async def http_get(host: str, port: int, path: str) -> tuple[int, bytes]:
+    """A plain HTTP/1.1 GET over a raw socket; returns (status, body)."""
+    stream = await trio.open_tcp_stream(host, port)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_demo_page_is_served_and_points_at_the_proxy() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            hub = Hub()
+            relay = await nursery.start(run_demo, Settings(listen_port=0), hub)
+            host, port = relay.address[:2]
+            page_host, page_port = relay.settings.upstream.host, relay.settings.upstream.port
+            status, body = await http_get(page_host, page_port, "/")
+            assert status == 200
+            assert b"<button id=\"send\"" in body and b"<button id=\"close\"" in body
+            assert f'"ws://{host}:{port}/echo"'.encode() in body
+            nursery.cancel_scope.cancel()
+
+
+async def test_demo_echoes_through_the_proxy_and_the_proxy_sees_the_frames() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            hub = Hub()
+            sink = ListSink()
+            hub.subscribe(sink)
+            relay = await nursery.start(run_demo, Settings(listen_port=0), hub)
+            host, port = relay.address[:2]
+            async with open_websocket_url(f"ws://{host}:{port}/echo") as ws:
+                await ws.send_message("hello demo")
+                assert await ws.get_message() == "hello demo"
+                await ws.send_message(b"\x00\x01\x02")
+                assert await ws.get_message() == b"\x00\x01\x02"
+            frames = [e for e in sink.events if isinstance(e, FrameSeen)]
+            assert [(f.direction, f.frame.payload) for f in frames[:2]] == [
+                ("c2s", b"hello demo"),
+                ("s2c", b"hello demo"),
+            ]
+            nursery.cancel_scope.cancel()
+
+
+async def test_echo_server_answers_a_close_with_the_same_code() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            demo = await nursery.start(serve_demo, "127.0.0.1", 0)
+            async with open_websocket_url(demo.upstream_url + "/echo") as ws:
+                await ws.aclose(code=4000, reason="done")
+            assert ws.closed is not None and ws.closed.code == 4000
+            nursery.cancel_scope.cancel()
+
+
+async def test_unknown_paths_get_404() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            demo = await nursery.start(serve_demo, "127.0.0.1", 0)
+            status, _ = await http_get(*demo.address, "/nope")
+            assert status == 404
+            nursery.cancel_scope.cancel()
+
+
+async def test_demo_command_without_tui_prints_the_url_and_echoes() -> None:
+    cmd = [sys.executable, "-m", "wsinspect", "demo", "--no-tui", "--port", "0", "--listen", "127.0.0.1:0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            run = partial(trio.run_process, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env, check=False)  # fmt: skip
+            proc: Any = await nursery.start(run)
+            out = b""
+            while b"\n" not in out:
+                chunk = await proc.stdout.receive_some(4096)
+                assert chunk, "demo exited before printing its URL"
+                out += chunk
+            first = out.decode().splitlines()[0]
+            match = re.search(r"open (http://127\.0\.0\.1:(\d+)/) .* (ws://127\.0\.0\.1:\d+/echo)", first)
+            assert match, first
+            status, body = await http_get("127.0.0.1", int(match.group(2)), "/")
+            assert status == 200 and match.group(3).encode() in body
+            async with open_websocket_url(match.group(3)) as ws:
+                await ws.send_message("from the test")
+                assert await ws.get_message() == "from the test"
+            with trio.move_on_after(5):  # the console log shows the echoed frame
+                while b'"from the test"' not in out or out.count(b'"from the test"') < 2:
+                    out += await proc.stdout.receive_some(4096)
+            assert out.count(b'"from the test"') >= 2
+            proc.terminate()

@@ -1,0 +1,165 @@
+"""Helpers for relay tests: a collecting sink, loopback peers, raw WebSocket ends."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from websockets.trio.server import ServerConnection, serve
+
+from wsinspect.events import Event
+from wsinspect.relay.server import Relay
+
+
+class Collector:
+    """A sink that keeps every event and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._changed = trio.Event()
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    def of(self, cls: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+    async def wait_for(self, cls: type, pred: Callable[[Any], bool] = lambda e: True) -> Any:
+        """The first event of ``cls`` matching ``pred`` (waits; bound it with fail_after)."""
+        while True:
+            for e in self.events:
+                if isinstance(e, cls) and pred(e):
+                    return e
+            self._changed = trio.Event()
+            await self._changed.wait()
+
+
+class Proxy:
+    def __init__(self, relay: Relay, sink: Collector) -> None:
+        self.relay = relay
+        self.sink = sink
+
+    @property
+    def port(self) -> int:
+        return self.relay.address[1]
+
+    def url(self, path: str = "/", scheme: str = "ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+
+async def start_ws_server(
+    nursery: trio.Nursery, handler: Callable[[ServerConnection], Awaitable[None]], **kw: Any
+) -> str:
+    """A websockets (trio) server on a free loopback port; returns ``ws://127.0.0.1:PORT``."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    kw.setdefault("ping_interval", None)
+    await nursery.start(lambda task_status: serve(handler, listeners=listeners, task_status=task_status, **kw))  # fmt: skip
+    return f"ws://127.0.0.1:{port}"
+
+
+async def echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+RawHandler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+async def start_raw_server(nursery: trio.Nursery, handler: RawHandler) -> tuple[str, int]:
+    """A raw TCP server running ``handler(stream)`` per connection; returns ``(host, port)``."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    nursery.start_soon(trio.serve_listeners, handler, listeners)
+    return "127.0.0.1", port
+
+
+async def read_until(stream: trio.abc.ReceiveStream, marker: bytes, limit: int = 1 << 20) -> bytes:
+    """Bytes from ``stream`` up to and including ``marker`` (an HTTP head)."""
+    data = b""
+    while marker not in data:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            break
+        data += chunk
+        assert len(data) < limit
+    return data
+
+
+async def read_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = await stream.receive_some(n - len(data))
+        if not chunk:
+            raise EOFError(f"EOF after {len(data)} of {n} bytes")
+        data += chunk
+    return bytes(data)
+
+
+async def read_to_eof(stream: trio.abc.ReceiveStream) -> bytes:
+    data = bytearray()
+    while chunk := await stream.receive_some(65536):
+        data += chunk
+    return bytes(data)
+
+
+def set_rst(stream: trio.SocketStream) -> None:
+    """Make the next close of ``stream`` send an RST (SO_LINGER 0)."""
+    import struct
+
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def upgrade_request(path: str = "/", host: str = "127.0.0.1", extra: str = "",
+                    key: str = KEY) -> bytes:  # fmt: skip
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode()
+
+
+async def raw_client(port: int, path: str = "/", extra: str = "") -> tuple[trio.SocketStream, bytes, bytes]:  # fmt: skip
+    """Connect and upgrade by hand: ``(stream, response head, bytes after the head)``."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(upgrade_request(path, extra=extra))
+    data = await read_until(stream, b"\r\n\r\n")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return stream, head, rest
+
+
+RawWsHandler = Callable[[trio.SocketStream, bytes, bytes], Awaitable[None]]
+
+
+async def start_raw_ws_server(nursery: trio.Nursery, handler: RawWsHandler,
+                              extra_headers: str = "") -> str:  # fmt: skip
+    """A hand-written WebSocket server: answers the upgrade with a correct 101, then runs
+    ``handler(stream, request head, bytes after the head)``; returns its ws:// URL."""
+    from wsinspect.wire.handshake import accept_key
+
+    async def serve_one(stream: trio.SocketStream) -> None:
+        data = await read_until(stream, b"\r\n\r\n")
+        head, _, rest = data.partition(b"\r\n\r\n")
+        key = ""
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "sec-websocket-key":
+                key = value.strip()
+        await stream.send_all(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n{extra_headers}\r\n"
+            ).encode()
+        )
+        await handler(stream, head, rest)
+
+    host, port = await start_raw_server(nursery, serve_one)
+    return f"ws://{host}:{port}"
+
+
+StartProxy = Callable[..., Awaitable[Proxy]]

@@ -1,0 +1,269 @@
+"""Session actions, control commands and the extension points faults use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import trio
+from relay_helpers import (
+    StartProxy,
+    echo,
+    raw_client,
+    read_exactly,
+    read_to_eof,
+    start_raw_ws_server,
+    start_ws_server,
+    upgrade_request,
+)
+from websockets.exceptions import ConnectionClosed as WsClosed
+from websockets.trio.client import connect
+from websockets.trio.server import ServerConnection
+
+from wsinspect.events import ConnectionClosed, FrameSeen, HandshakeRejected
+from wsinspect.relay.control import (
+    BlackholeConnection,
+    CloseConnection,
+    ControlError,
+    CutConnection,
+    ListConnections,
+)
+from wsinspect.relay.hooks import FrameIn, HandshakeInfo, Hooks, Refusal
+from wsinspect.relay.session import Session
+from wsinspect.wire.frames import encode_frame
+
+pytestmark = pytest.mark.trio
+
+MASK = b"\x09\x08\x07\x06"
+
+
+async def test_close_command_closes_both_real_peers_with_the_code(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    server_saw: list[int | None] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        finally:
+            server_saw.append(ws.close_code)
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_ws_server(nursery, handler, compression=None))
+        async with connect(proxy.url(), proxy=None, compression=None) as ws:
+            await ws.send("hi")
+            await ws.recv()
+            result = await proxy.relay.execute(CloseConnection(1, 4000, "maintenance"))
+            assert "4000" in result
+            with pytest.raises(WsClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4000
+            assert info.value.rcvd.reason == "maintenance"
+        closed = await proxy.sink.wait_for(ConnectionClosed)
+        assert closed.initiator == "proxy" and closed.how == "closed-by-proxy"
+        assert server_saw == [4000]
+        assert proxy.relay.sessions == {}
+
+
+async def test_cut_command_ends_both_tcp_connections_with_fin(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    up_eof = trio.Event()
+
+    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        assert await read_to_eof(stream) == b""
+        up_eof.set()
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_raw_ws_server(nursery, server))
+        client, _, _ = await raw_client(proxy.port)
+        await proxy.relay.execute(CutConnection(1))
+        assert await read_to_eof(client) == b""
+        await up_eof.wait()
+        closed = await proxy.sink.wait_for(ConnectionClosed)
+        assert (closed.initiator, closed.how) == ("proxy", "fin")
+
+
+async def test_cut_with_rst_resets_the_client(nursery: trio.Nursery, start_proxy: StartProxy) -> None:
+    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_raw_ws_server(nursery, server))
+        client, _, _ = await raw_client(proxy.port)
+        await proxy.relay.execute(CutConnection(1, rst=True))
+        with pytest.raises(trio.BrokenResourceError):
+            await read_to_eof(client)
+        assert (await proxy.sink.wait_for(ConnectionClosed)).how == "rst"
+
+
+async def test_blackhole_stops_forwarding_and_marks_frames_not_delivered(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    got: list[bytes] = []
+
+    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        while data := await stream.receive_some(1000):
+            got.append(data)
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_raw_ws_server(nursery, server))
+        client, _, _ = await raw_client(proxy.port)
+        await proxy.relay.execute(BlackholeConnection(1))
+        await client.send_all(encode_frame(1, b"into the void", mask_key=MASK))
+        seen = await proxy.sink.wait_for(FrameSeen)
+        assert not seen.delivered
+        await trio.sleep(0.1)
+        assert got == []
+        assert 1 in proxy.relay.sessions  # both sockets stay open
+        listing = await proxy.relay.execute(ListConnections())
+        assert listing[0]["blackholed"] is True
+
+
+async def test_unknown_connection_is_a_control_error(nursery: trio.Nursery, start_proxy: StartProxy) -> None:
+    proxy = await start_proxy(await start_ws_server(nursery, echo))
+    with pytest.raises(ControlError, match="#7"):
+        await proxy.relay.execute(CutConnection(7))
+
+
+async def test_a_frame_stage_can_drop_and_duplicate_whole_frames(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    async def stage(item: FrameIn) -> Sequence[bytes]:
+        if item.frame.payload == b"drop me":
+            return []
+        if item.frame.payload == b"twice":
+            return [item.raw, item.raw]
+        return [item.raw]
+
+    attached = trio.Event()
+
+    async def attach(session: Session) -> None:
+        session.set_stage("c2s", stage)
+        attached.set()
+
+    a = encode_frame(1, b"drop me", mask_key=MASK)
+    b = encode_frame(1, b"twice", mask_key=MASK)
+    c = encode_frame(1, b"keep", mask_key=MASK)
+    got: list[bytes] = []
+    arrived = trio.Event()
+
+    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        got.append(await read_exactly(stream, 2 * len(b) + len(c)))
+        arrived.set()
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_raw_ws_server(nursery, server),
+                                  hooks=Hooks(session_hooks=[attach]))  # fmt: skip
+        client, _, _ = await raw_client(proxy.port)
+        await attached.wait()  # the hook runs once the session starts
+        await client.send_all(a + b + c)
+        await arrived.wait()
+        assert got == [b + b + c]
+        dropped = await proxy.sink.wait_for(FrameSeen, lambda f: f.frame.payload == b"drop me")
+        assert not dropped.delivered
+
+
+async def test_a_handshake_gate_refuses_before_the_upstream_is_contacted(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    contacted: list[bytes] = []
+
+    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        contacted.append(head)
+
+    async def gate(info: HandshakeInfo) -> Refusal | None:
+        if info.origin != "https://good.test":
+            return Refusal(403, f"origin {info.origin} is not allowed", rule="allow-origin")
+        return None
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_raw_ws_server(nursery, server),
+                                  hooks=Hooks(gates=[gate]))  # fmt: skip
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        await stream.send_all(upgrade_request(extra="Origin: https://evil.test\r\n"))
+        answer = await read_to_eof(stream)
+        assert answer.startswith(b"HTTP/1.1 403 ")
+        assert b"origin https://evil.test is not allowed" in answer
+        event = await proxy.sink.wait_for(HandshakeRejected)
+        assert (event.status, event.rule, event.origin) == (403, "allow-origin", "https://evil.test")
+        assert contacted == []
+
+
+async def test_last_activity_times_track_data_and_control_frames(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_raw_ws_server(nursery, server))
+        client, _, _ = await raw_client(proxy.port)
+        session = proxy.relay.sessions[1]
+        before_data, before_control = session.last_data, session.last_control
+        await trio.sleep(0.02)
+        await client.send_all(encode_frame(9, b"ping", mask_key=MASK))
+        await proxy.sink.wait_for(FrameSeen)
+        assert session.last_control > before_control and session.last_data == before_data
+
+
+async def test_a_proxy_close_waits_for_the_frame_in_progress_to_end(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    from wsinspect.wire.frames import FrameParser
+
+    frame = encode_frame(2, b"z" * 100_000, mask_key=MASK)
+    parser = FrameParser()
+    upstream_frames: list = []  # type: ignore[type-arg]
+    got_close = trio.Event()
+
+    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        data = rest
+        while True:
+            upstream_frames.extend(parser.feed(data))
+            if any(f.opcode == 8 for f in upstream_frames):
+                got_close.set()
+                await stream.send_all(encode_frame(8, b"\x03\xe8"))
+                await trio.sleep_forever()
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_raw_ws_server(nursery, server))
+        client, _, _ = await raw_client(proxy.port)
+        await client.send_all(frame[:50_000])
+        while proxy.relay.sessions[1].bytes["c2s"] < 50_000:  # noqa: ASYNC110 (bounded)
+            await trio.sleep(0.01)
+        async with trio.open_nursery() as inner:
+            inner.start_soon(proxy.relay.execute, CloseConnection(1, 4001))
+            await trio.sleep(0.1)
+            await client.send_all(frame[50_000:])
+            await got_close.wait()
+            # The upstream got the whole frame, then a clean close frame: never a frame cut in two.
+            assert [f.opcode for f in upstream_frames] == [2, 8]
+            assert upstream_frames[0].length == 100_000 and upstream_frames[1].close_code == 4001
+            await client.send_all(encode_frame(8, b"\x0f\xa1", mask_key=MASK))  # client's reply
+
+
+async def test_an_error_in_one_session_ends_only_that_session(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    async def broken_hook(session: Session) -> None:
+        if session.conn == 1:
+            raise RuntimeError("a fault that went wrong")
+
+    with trio.fail_after(10):
+        upstream = await start_ws_server(nursery, echo, compression=None)
+        proxy = await start_proxy(upstream, hooks=Hooks(session_hooks=[broken_hook]))
+        async with connect(proxy.url(), proxy=None, compression=None) as first:
+            closed = await proxy.sink.wait_for(ConnectionClosed)
+            assert closed.conn == 1 and closed.how == "error"
+            assert "a fault that went wrong" in (closed.detail or "")
+            with pytest.raises(WsClosed):
+                await first.recv()
+        async with connect(proxy.url(), proxy=None, compression=None) as second:
+            await second.send("still serving")
+            assert await second.recv() == "still serving"

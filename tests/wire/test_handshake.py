@@ -1,0 +1,148 @@
+"""The sans-IO opening handshake (RFC 6455 §4): both sides, without sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from wsinspect.wire.handshake import (
+    ClientHandshake,
+    HandshakeError,
+    UpstreamAccepted,
+    UpstreamHandshake,
+    UpstreamRefused,
+    accept_key,
+    join_target,
+    validate_upgrade,
+)
+
+REQUEST = (
+    b"GET /chat?x=1 HTTP/1.1\r\nHost: proxy:8080\r\nUpgrade: websocket\r\n"
+    b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\nOrigin: http://a.test\r\nKeep-Alive: 5\r\n"
+    b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-y\r\n\r\n"
+)
+
+
+def _request(data: bytes = REQUEST) -> tuple[ClientHandshake, object]:
+    hs = ClientHandshake()
+    return hs, hs.feed(data)
+
+
+def test_accept_key_matches_the_rfc_example() -> None:
+    # RFC 6455 §1.3
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_request_is_parsed_incrementally() -> None:
+    hs = ClientHandshake()
+    for i in range(len(REQUEST) - 1):
+        assert hs.feed(REQUEST[i : i + 1]) is None
+    request = hs.feed(REQUEST[-1:])
+    assert request is not None and request.is_websocket and request.target == "/chat?x=1"
+
+
+def test_valid_request_validates_with_its_key() -> None:
+    _, request = _request()
+    assert validate_upgrade(request).key == "dGhlIHNhbXBsZSBub25jZQ=="  # type: ignore[arg-type]
+
+
+def test_plain_http_request_is_not_websocket() -> None:
+    _, request = _request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert not request.is_websocket  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "status"),
+    [
+        (b"GET", b"PUT", 400),
+        (b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 7", 426),
+        (b"Sec-WebSocket-Version: 13\r\n", b"", 400),
+        (b"dGhlIHNhbXBsZSBub25jZQ==", b"not base64!", 400),
+        (b"Connection: keep-alive, Upgrade", b"Connection: close", 400),
+        (b"HTTP/1.1", b"HTTP/1.0", 400),
+    ],
+)
+def test_invalid_requests_carry_their_status(old: bytes, new: bytes, status: int) -> None:
+    hs = ClientHandshake()
+    data = REQUEST.replace(old, new, 1)
+    with pytest.raises(HandshakeError) as info:
+        request = hs.feed(data)
+        assert request is not None
+        validate_upgrade(request)
+    assert info.value.status == status
+    assert "\n" not in info.value.reason
+
+
+def test_oversized_head_is_431_whole_or_incomplete() -> None:
+    big = REQUEST.replace(b"\r\n\r\n", b"\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n")
+    with pytest.raises(HandshakeError) as whole:
+        ClientHandshake(1024).feed(big)
+    with pytest.raises(HandshakeError) as partial:
+        ClientHandshake(1024).feed(big[:3000])
+    assert whole.value.status == partial.value.status == 431
+
+
+def test_upstream_request_keeps_headers_in_order_with_a_fresh_key() -> None:
+    _, request = _request()
+    up = UpstreamHandshake()
+    out = up.request_for(validate_upgrade(request), "upstream:9000", "/base")  # type: ignore[arg-type]
+    lines = out.decode().split("\r\n")
+    assert lines[0] == "GET /base/chat?x=1 HTTP/1.1"
+    assert lines[1:8] == [
+        "Host: upstream:9000",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {up.key}",
+        "Sec-WebSocket-Version: 13",
+        "Origin: http://a.test",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-y",
+    ]
+    assert up.key != "dGhlIHNhbXBsZSBub25jZQ=="
+    assert "Keep-Alive" not in out.decode()  # hop-by-hop
+
+
+def test_upstream_request_without_compression_drops_the_deflate_offer() -> None:
+    _, request = _request()
+    out = UpstreamHandshake().request_for(request, "u", strip_compression=True)  # type: ignore[arg-type]
+    assert b"Sec-WebSocket-Extensions: x-y\r\n" in out
+    assert b"permessage-deflate" not in out
+
+
+def test_upstream_101_is_checked_and_the_client_gets_its_own_accept() -> None:
+    hs, request = _request()
+    validated = validate_upgrade(request)  # type: ignore[arg-type]
+    up = UpstreamHandshake()
+    up.request_for(validated, "u")
+    answer = up.feed(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept_key(up.key).encode() + b"\r\nSet-Cookie: a=1\r\n\r\n\x81\x02hi"
+    )
+    assert isinstance(answer, UpstreamAccepted)
+    assert answer.trailing == b"\x81\x02hi"
+    reply = hs.accept(answer)
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in reply
+    assert reply.endswith(b"Set-Cookie: a=1\r\n\r\n")
+
+
+def test_upstream_101_with_a_wrong_accept_is_502() -> None:
+    up = UpstreamHandshake()
+    with pytest.raises(HandshakeError) as info:
+        up.feed(b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: bogus\r\n\r\n")  # fmt: skip
+    assert info.value.status == 502
+
+
+def test_upstream_refusal_is_kept_with_its_body_up_to_the_limit() -> None:
+    up = UpstreamHandshake(body_limit=4)
+    answer = up.feed(b"HTTP/1.1 403 Forbidden\r\nX-Why: origin\r\nContent-Length: 10\r\n\r\n0123456789")
+    assert isinstance(answer, UpstreamRefused)
+    assert (answer.status, answer.body, answer.complete) == (403, b"0123", False)
+    assert ("X-Why", "origin") in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("prefix", "target", "joined"),
+    [("", "/a?b=1", "/a?b=1"), ("/base", "/a?b=1", "/base/a?b=1"), ("/base/", "/", "/base/")],
+)
+def test_path_prefix_joins_the_client_target(prefix: str, target: str, joined: str) -> None:
+    assert join_target(prefix, target) == joined

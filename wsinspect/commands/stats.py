@@ -1,0 +1,55 @@
+"""Summarise a recording (or a Chrome DevTools HAR): per connection and in total.
+
+Duration, messages, frames and bytes each way (bytes are wire bytes: frame headers plus
+payload lengths), frames by opcode, the largest message, rates, close codes and who closed,
+protocol violations, injected faults and frames that were not delivered.
+
+examples:
+  wsinspect stats session.jsonl
+  wsinspect stats session.jsonl --json | jq .total
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a wsinspect recording (.jsonl) or a HAR")
+    parser.add_argument("--conn", type=int, metavar="N", action="append",
+                        help="only connection N (repeatable)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from wsinspect.progress import Progress
+    from wsinspect.sinks.recorder import RecordingError, iter_with_progress, read_recording
+    from wsinspect.sinks.stats import Stats, format_stats
+
+    try:
+        recording = read_recording(args.file)
+    except RecordingError as exc:
+        print(f"wsinspect stats: {exc}", file=sys.stderr)
+        return 2
+    stats = Stats()
+    conns = set(args.conn) if args.conn else None
+    progress = Progress(recording.size, "reading")
+    try:
+        for event in iter_with_progress(recording, progress.update):
+            if conns is None or event.conn in conns:
+                stats.publish(event)
+    finally:
+        progress.close()
+    try:
+        if args.json:
+            print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            print(format_stats(stats))
+    except BrokenPipeError:
+        sys.stderr.close()  # `wsinspect stats FILE | head`: not an error
+    return 0

@@ -1,0 +1,247 @@
+"""One accepted client connection, from its first byte to the relayed session.
+
+Upstream first (the issue's rule): the client's request is read and validated
+(RFC 6455 §4.2.1), handshake gates run, then the proxy connects upstream and completes its own
+handshake (§4.1) *before* it answers the client, so the client's answer is the upstream's:
+its 101 (with the Accept for the client's key), its refusal as-is, or 502/504 when it could not
+be reached. Every refusal is published as ``HandshakeRejected``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from wsinspect.events import ConnectionOpened, HandshakeRejected, Notice
+from wsinspect.relay.hooks import HandshakeInfo
+from wsinspect.relay.session import Session
+from wsinspect.relay.upstream import UpstreamError, connect, read_answer
+from wsinspect.wire.handshake import (
+    ClientHandshake,
+    HandshakeError,
+    UpgradeRequest,
+    UpstreamHandshake,
+    UpstreamRefused,
+    join_target,
+    offers_deflate,
+    validate_upgrade,
+)
+
+if TYPE_CHECKING:
+    from wsinspect.relay.server import Relay
+
+__all__ = ["handle_client", "peer_name"]
+
+READ_SIZE = 16 * 1024
+
+
+def peer_name(stream: trio.abc.Stream) -> str:
+    """``host:port`` of the client (``[v6]:port`` for IPv6), ``?`` when unknown."""
+    from wsinspect.relay.upstream import raw_socket
+
+    sock = raw_socket(stream)
+    try:
+        addr = sock.getpeername() if sock is not None else None
+    except OSError:
+        addr = None
+    if not addr or not isinstance(addr, tuple):
+        return "?"
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _answer(stream: trio.abc.Stream, data: bytes) -> None:
+    """Send a final answer to a client and end the connection, ignoring a client that left."""
+    with trio.move_on_after(5):
+        try:
+            await stream.send_all(data)
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+
+async def handle_client(relay: Relay, stream: trio.abc.Stream, conn: int) -> None:
+    """Serve one client connection (``stream``) as connection number ``conn``."""
+    opened = await _handshake(relay, stream, conn)
+    # Only the session outlives the handshakes: h11 state, headers and the handshake
+    # frames are garbage once it runs (memory per idle connection stays small).
+    if opened is not None:
+        session, client_first, upstream_first = opened
+        del opened
+        try:
+            await session.run(client_first, upstream_first)
+        finally:
+            relay.sessions.pop(conn, None)
+
+
+Opened = tuple[Session, bytes, bytes]
+
+
+async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened | None:
+    """Both handshakes; the registered ``Session`` and the bytes that came with them, or
+    ``None`` when the connection ended or was answered (refused, HTTP passthrough)."""
+    settings = relay.settings
+    hub = relay.hub
+    client = peer_name(stream)
+    hs = ClientHandshake(settings.max_header_size)
+    request: UpgradeRequest | None = None
+    got_bytes = False
+    with trio.move_on_after(settings.handshake_timeout):
+        try:
+            while request is None:
+                data = await stream.receive_some(READ_SIZE)
+                if not data and not got_bytes:
+                    return None  # connected and left without a word: nothing to report
+                got_bytes = True
+                request = hs.feed(bytes(data))
+        except HandshakeError as exc:
+            hub.publish(HandshakeRejected(conn, time.time(), client, "", exc.status, exc.reason))
+            await _answer(stream, hs.refuse(exc.status, exc.reason, exc.headers))
+            return None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            if got_bytes or settings.cert:
+                hub.publish(Notice(time.time(), "warning",
+                                   f"client {client} failed before its request: {exc}", conn))  # fmt: skip
+            return None
+    if request is None:
+        reason = f"no complete request within {settings.handshake_timeout:g} s"
+        hub.publish(HandshakeRejected(conn, time.time(), client, "", 408, reason))
+        await _answer(stream, hs.refuse(408, reason))
+        return None
+
+    if not request.is_websocket:
+        from wsinspect.relay.http import passthrough
+
+        await passthrough(relay, conn, stream, hs, request, client)
+        return None
+
+    path = request.target
+    try:
+        request = validate_upgrade(request)
+    except HandshakeError as exc:
+        hub.publish(HandshakeRejected(conn, time.time(), client, path, exc.status, exc.reason,
+                                      origin=request.header("origin"),
+                                      request_headers=request.headers))  # fmt: skip
+        await _answer(stream, hs.refuse(exc.status, exc.reason, exc.headers))
+        return None
+
+    info = HandshakeInfo(conn, client, path, request.headers)
+    for gate in list(relay.hooks.gates):
+        refusal = await gate(info)
+        if refusal is not None:
+            hub.publish(HandshakeRejected(
+                conn, time.time(), client, path, refusal.status, refusal.reason,
+                origin=refusal.origin or info.origin, rule=refusal.rule, by="proxy",
+                request_headers=request.headers,
+            ))  # fmt: skip
+            await _answer(stream, hs.refuse(refusal.status, refusal.reason, refusal.headers, refusal.body))  # fmt: skip
+            return None
+
+    return await _open_upstream(relay, conn, stream, hs, request, client)
+
+
+async def _open_upstream(
+    relay: Relay, conn: int, stream: trio.abc.Stream, hs: ClientHandshake,
+    request: UpgradeRequest, client: str,
+) -> Opened | None:  # fmt: skip
+    settings = relay.settings
+    hub = relay.hub
+    upstream = settings.upstream
+    assert upstream is not None
+    path = request.target
+
+    def reject(status: int, reason: str, by: str = "proxy") -> None:
+        hub.publish(HandshakeRejected(conn, time.time(), client, path, status, reason,
+                                      origin=request.header("origin"), by=by,
+                                      request_headers=request.headers))  # fmt: skip
+
+    if upstream.secure and settings.insecure:
+        hub.publish(Notice(time.time(), "warning",
+                           f"--insecure: the certificate of {upstream.host} is not verified", conn))  # fmt: skip
+    offer = request.header("sec-websocket-extensions")
+    strip = settings.no_compression and offers_deflate(offer)
+    if strip:
+        hub.publish(Notice(time.time(), "info",
+                           "--no-compression: permessage-deflate removed from the client's offer", conn))  # fmt: skip
+
+    up_hs = UpstreamHandshake()
+    up_stream: trio.abc.Stream | None = None
+    with trio.move_on_after(settings.handshake_timeout) as scope:
+        try:
+            up_stream = await connect(upstream.host, upstream.port, ssl_context=relay.upstream_ssl)
+            await up_stream.send_all(
+                up_hs.request_for(
+                    request, upstream.host_header, upstream.path, strip_compression=strip
+                )
+            )
+            answer = await read_answer(up_stream, up_hs)
+        except (UpstreamError, HandshakeError) as exc:
+            reject(exc.status, exc.reason)
+            await _answer(stream, hs.refuse(exc.status, exc.reason))
+            if up_stream is not None:
+                await trio.aclose_forcefully(up_stream)
+            return None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            reason = f"upstream connection failed: {exc}"
+            reject(502, reason)
+            await _answer(stream, hs.refuse(502, reason))
+            if up_stream is not None:
+                await trio.aclose_forcefully(up_stream)
+            return None
+    if scope.cancelled_caught:
+        what = "connect" if up_stream is None else "answer the handshake"
+        reason = f"upstream {upstream.host}:{upstream.port} did not {what} within {settings.handshake_timeout:g} s"  # fmt: skip
+        reject(504, reason)
+        await _answer(stream, hs.refuse(504, reason))
+        if up_stream is not None:
+            await trio.aclose_forcefully(up_stream)
+        return None
+    assert up_stream is not None
+
+    if isinstance(answer, UpstreamRefused):
+        # Relayed as-is: the client sees the upstream's own 401/403/404/3xx/5xx.
+        reject(
+            answer.status, f"upstream answered {answer.status} {answer.reason}".rstrip(), "upstream"
+        )
+        await _answer(stream, hs.refuse(answer.status, answer.reason, answer.headers, answer.body,
+                                        http_reason=answer.reason))  # fmt: skip
+        await trio.aclose_forcefully(up_stream)
+        return None
+
+    client_first = hs.trailing_data()
+    extensions = answer.extensions
+    session = Session(
+        hub, conn, stream, up_stream,
+        client=client, path=path, extensions=extensions,
+        capture_limit=settings.capture_limit, strict=settings.strict,
+        max_message_size=settings.max_message_size,
+        session_hooks=list(relay.hooks.session_hooks),
+    )  # fmt: skip
+    # Registered before the 101 goes out: once the client is open, commands can find it.
+    relay.sessions[conn] = session
+    try:
+        await stream.send_all(hs.accept(answer))
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        relay.sessions.pop(conn, None)
+        await trio.aclose_forcefully(up_stream)
+        reject(101, "the client left before the 101 reached it")
+        return None
+    hub.publish(
+        ConnectionOpened(
+            conn=conn,
+            ts=time.time(),
+            client=client,
+            path=path,
+            upstream=f"{'wss' if upstream.secure else 'ws'}://{upstream.host_header}"
+            f"{join_target(upstream.path, path)}",
+            request_headers=request.headers,
+            status=101,
+            response_headers=answer.headers,
+            subprotocol=answer.subprotocol,
+            extensions=extensions,
+        )
+    )
+    return session, client_first, answer.trailing

@@ -1,0 +1,106 @@
+"""The console sink: one line per event on stdout, written in batches.
+
+``publish`` only appends the event to a list (O(1), never blocks the relay); ``run`` wakes every
+``interval`` seconds, renders what came (``render.render_event`` for text, ``to_dict`` + JSON
+for ``--log-format json``; in text mode a message gets a line only when it took several
+frames or was compressed) and writes it in one call, in a worker thread so a slow terminal or
+a full pipe never stalls the relay. If the output cannot keep up, at most ``max_pending`` events
+wait; older ones are dropped and a line says how many.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+import trio
+
+from wsinspect.events import Event, MessageSeen
+from wsinspect.render import render_event
+
+__all__ = ["ConsoleSink"]
+
+
+class ConsoleSink:
+    """Prints events to ``out`` (default stdout) as text or JSON lines (``fmt``)."""
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        *,
+        fmt: str = "text",
+        interval: float = 0.05,
+        max_pending: int = 100_000,
+    ) -> None:
+        if fmt not in ("text", "json"):
+            raise ValueError(f"unknown log format {fmt!r}")
+        self.out = out if out is not None else sys.stdout
+        self.fmt = fmt
+        self.interval = interval
+        self.max_pending = max_pending
+        self._pending: list[Event] = []
+        self._dropped = 0
+
+    def publish(self, event: Event) -> None:
+        pending = self._pending
+        if len(pending) >= self.max_pending:
+            self._dropped += 1
+            return
+        pending.append(event)
+
+    def render(self, events: list[Event]) -> str:
+        """The text for a batch of events, one line each (JSON or human)."""
+        if self.fmt == "json":
+            dumps = json.dumps
+            lines = [dumps(e.to_dict(), ensure_ascii=False) for e in events]
+        else:
+            # A one-frame, uncompressed message says nothing its frame line did not: only
+            # reassembled or inflated messages get a line of their own.
+            lines = [
+                render_event(e)
+                for e in events
+                if not (
+                    isinstance(e, MessageSeen)
+                    and e.message.frames == 1
+                    and not e.message.compressed
+                )
+            ]
+        return "\n".join(lines) + "\n" if lines else ""
+
+    def take(self) -> str:
+        """Render and clear what is pending (with a line about dropped events, if any)."""
+        events, self._pending = self._pending, []
+        text = self.render(events)
+        if self._dropped:
+            note = f"[wsinspect: output too slow, {self._dropped} events not printed]"
+            if self.fmt == "json":
+                note = json.dumps({"type": "dropped", "count": self._dropped})
+            text += note + "\n"
+            self._dropped = 0
+        return text
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # stdout closed (e.g. piped into `head`)
+            pass
+
+    def flush(self) -> None:
+        """Write what is pending now, in this thread (at exit)."""
+        text = self.take()
+        if text:
+            self._write(text)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write batches every ``interval`` seconds until cancelled; flush what is left."""
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(self.interval)
+                if self._pending or self._dropped:
+                    text = self.take()
+                    await trio.to_thread.run_sync(self._write, text)
+        finally:
+            self.flush()

@@ -1,0 +1,291 @@
+"""Traffic statistics per connection and in total, from events.
+
+``Stats`` is a sink (O(1) ``publish``), so the same aggregation serves ``wsinspect stats`` on a
+recording and live counters (the TUI's rates). Bytes count what crossed the wire: frame headers
+plus payload lengths (the full length, even when the payload was captured only in part).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsinspect.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    Event,
+    FaultInjected,
+    FrameSeen,
+    HandshakeRejected,
+    HttpExchange,
+    MessageSeen,
+)
+from wsinspect.render import format_bytes
+from wsinspect.wire.closecodes import close_code_meaning
+from wsinspect.wire.frames import opcode_name
+
+__all__ = ["ConnStats", "DirStats", "Stats", "format_stats"]
+
+DIRS = ("c2s", "s2c")
+
+
+def _minimal_header(length: int, masked: bool) -> int:
+    """Header size of a frame whose header bytes were not recorded (from a HAR): the minimal
+    encoding of its length (RFC 6455 §5.2), plus the mask key."""
+    size = 2 if length < 126 else 4 if length < 1 << 16 else 10
+    return size + 4 if masked else size
+
+
+@dataclass(slots=True)
+class DirStats:
+    """One direction of one connection (or of the total)."""
+
+    frames: int = 0
+    bytes: int = 0  # wire bytes: headers + payload lengths
+    messages: int = 0
+    message_bytes: int = 0  # application bytes (inflated when compressed)
+    largest_message: int = 0
+    opcodes: dict[str, int] = field(default_factory=dict)
+    undelivered: int = 0
+
+    def add_frame(self, event: FrameSeen) -> None:
+        f = event.frame
+        self.frames += 1
+        self.bytes += (len(f.header) or _minimal_header(f.length, f.masked)) + f.length
+        name = opcode_name(f.opcode)
+        self.opcodes[name] = self.opcodes.get(name, 0) + 1
+        if not event.delivered:
+            self.undelivered += 1
+
+    def add_message(self, length: int) -> None:
+        self.messages += 1
+        self.message_bytes += length
+        self.largest_message = max(self.largest_message, length)
+
+    def merge(self, other: DirStats) -> None:
+        self.frames += other.frames
+        self.bytes += other.bytes
+        self.messages += other.messages
+        self.message_bytes += other.message_bytes
+        self.largest_message = max(self.largest_message, other.largest_message)
+        self.undelivered += other.undelivered
+        for name, n in other.opcodes.items():
+            self.opcodes[name] = self.opcodes.get(name, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "messages": self.messages,
+            "message_bytes": self.message_bytes,
+            "largest_message": self.largest_message,
+            "opcodes": dict(self.opcodes),
+            "undelivered": self.undelivered,
+        }
+
+
+@dataclass(slots=True)
+class ConnStats:
+    conn: int
+    first: float
+    last: float
+    path: str = ""
+    client: str = ""
+    dirs: dict[str, DirStats] = field(default_factory=lambda: {d: DirStats() for d in DIRS})
+    violations: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    closed: ConnectionClosed | None = None
+    rejected: HandshakeRejected | None = None
+    opened: bool = False
+    # Messages counted from frames until a MessageSeen shows the source records messages.
+    _frame_messages: dict[str, list[int]] = field(default_factory=lambda: {d: [] for d in DIRS})
+    _saw_messages: bool = False
+
+    @property
+    def duration(self) -> float:
+        if self.closed is not None and self.closed.duration:
+            return self.closed.duration
+        return max(0.0, self.last - self.first)
+
+    def finish(self) -> None:
+        """Fall back to messages counted from frames when the source had no message events."""
+        if self._saw_messages:
+            return
+        for d in DIRS:
+            for length in self._frame_messages[d]:
+                if length >= 0:
+                    self.dirs[d].add_message(length)
+            self._frame_messages[d] = []
+        self._saw_messages = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "conn": self.conn,
+            "path": self.path,
+            "client": self.client,
+            "duration": round(self.duration, 6),
+            **{k: v.to_dict() for k, v in self.dirs.items()},
+            "violations": dict(self.violations),
+            "faults": dict(self.faults),
+        }
+        if self.closed is not None:
+            c = self.closed
+            d["close"] = {"initiator": c.initiator, "how": c.how, "code": c.code,
+                          "reason": c.reason}  # fmt: skip
+        if self.rejected is not None:
+            d["rejected"] = {"status": self.rejected.status, "reason": self.rejected.reason}
+        return d
+
+
+class Stats:
+    """Aggregates events per connection; ``publish`` is O(1)."""
+
+    __slots__ = ("conns", "http")
+
+    def __init__(self) -> None:
+        self.conns: dict[int, ConnStats] = {}
+        self.http = 0
+
+    def _conn(self, conn: int, ts: float) -> ConnStats:
+        c = self.conns.get(conn)
+        if c is None:
+            c = self.conns[conn] = ConnStats(conn, ts, ts)
+        elif ts > c.last:
+            c.last = ts
+        return c
+
+    def publish(self, event: Event) -> None:
+        if isinstance(event, FrameSeen):
+            c = self._conn(event.conn, event.ts)
+            c.dirs[event.direction if event.direction in DIRS else "c2s"].add_frame(event)
+            f = event.frame
+            for v in f.violations:
+                c.violations[v.rule] = c.violations.get(v.rule, 0) + 1
+            if not c._saw_messages and f.opcode < 8:
+                # No message events (yet): size messages from their frames (§5.4).
+                run = c._frame_messages[event.direction]
+                if f.opcode != 0 or not run or run[-1] >= 0:
+                    run.append(-1 - f.length)  # negative: message still open
+                else:
+                    run[-1] -= f.length
+                if f.fin:
+                    run[-1] = -1 - run[-1]
+        elif isinstance(event, MessageSeen):
+            c = self._conn(event.conn, event.ts)
+            if not c._saw_messages:
+                c._saw_messages = True
+                c._frame_messages = {d: [] for d in DIRS}
+            c.dirs[event.direction].add_message(event.message.length)
+        elif isinstance(event, ConnectionOpened):
+            c = self._conn(event.conn, event.ts)
+            c.opened, c.path, c.client = True, event.path, event.client
+            c.first = min(c.first, event.ts)
+        elif isinstance(event, ConnectionClosed):
+            self._conn(event.conn, event.ts).closed = event
+        elif isinstance(event, HandshakeRejected):
+            c = self._conn(event.conn, event.ts)
+            c.rejected, c.path, c.client = event, event.path, event.client
+        elif isinstance(event, FaultInjected):
+            c = self._conn(event.conn, event.ts)
+            c.faults[event.fault] = c.faults.get(event.fault, 0) + 1
+        elif isinstance(event, HttpExchange):
+            self.http += 1
+
+    def websocket_conns(self) -> list[ConnStats]:
+        out = [c for c in sorted(self.conns.values(), key=lambda c: c.conn)
+               if c.opened or c.rejected is not None or c.dirs["c2s"].frames or c.dirs["s2c"].frames]  # fmt: skip
+        for c in out:
+            c.finish()
+        return out
+
+    def total(self) -> dict[str, Any]:
+        conns = self.websocket_conns()
+        dirs = {d: DirStats() for d in DIRS}
+        violations: dict[str, int] = {}
+        faults: dict[str, int] = {}
+        closes: dict[str, int] = {}
+        for c in conns:
+            for d in DIRS:
+                dirs[d].merge(c.dirs[d])
+            for k, n in c.violations.items():
+                violations[k] = violations.get(k, 0) + n
+            for k, n in c.faults.items():
+                faults[k] = faults.get(k, 0) + n
+            if c.closed is not None:
+                key = f"{c.closed.code if c.closed.code is not None else '-'} by {c.closed.initiator}"
+                closes[key] = closes.get(key, 0) + 1
+        first = min((c.first for c in conns), default=0.0)
+        last = max((max(c.last, c.first + c.duration) for c in conns), default=0.0)
+        return {
+            "connections": sum(1 for c in conns if c.opened),
+            "rejected": sum(1 for c in conns if c.rejected is not None),
+            "http": self.http,
+            "duration": round(max(0.0, last - first), 6),
+            **{d: v.to_dict() for d, v in dirs.items()},
+            "violations": violations,
+            "faults": faults,
+            "closes": closes,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"connections": [c.to_dict() for c in self.websocket_conns()],
+                "total": self.total()}  # fmt: skip
+
+
+def _rate(n: float, seconds: float) -> str:
+    return f"{n / seconds:.1f}/s" if seconds > 0 else "-"
+
+
+def _dir_lines(label: str, d: dict[str, Any], seconds: float) -> list[str]:
+    opcodes = ", ".join(f"{k} {v}" for k, v in sorted(d["opcodes"].items())) or "none"
+    line = (
+        f"  {label} messages {d['messages']} ({_rate(d['messages'], seconds)}),"
+        f" frames {d['frames']}, {format_bytes(d['bytes'])}"
+        f" ({format_bytes(int(d['bytes'] / seconds)) + '/s' if seconds > 0 else '-'}),"
+        f" largest message {format_bytes(d['largest_message'])}"
+    )
+    out = [line, f"      frames by opcode: {opcodes}"]
+    if d["undelivered"]:
+        out.append(f"      undelivered frames: {d['undelivered']}")
+    return out
+
+
+def _counts(label: str, counts: dict[str, int]) -> list[str]:
+    if not counts:
+        return []
+    return [f"  {label}: " + ", ".join(f"{k} ({n})" for k, n in sorted(counts.items()))]
+
+
+def format_stats(stats: Stats) -> str:
+    """The human report of ``wsinspect stats``."""
+    out: list[str] = []
+    for c in stats.websocket_conns():
+        d = c.to_dict()
+        head = " ".join(part for part in (f"#{c.conn}", c.client, c.path) if part)
+        if c.rejected is not None:
+            out.append(f"{head}: rejected {c.rejected.status} by {c.rejected.by}: {c.rejected.reason}")
+            continue
+        out.append(f"{head}  duration {c.duration:.3f}s")
+        out += _dir_lines("→ c2s", d["c2s"], c.duration)
+        out += _dir_lines("← s2c", d["s2c"], c.duration)
+        if c.closed is not None:
+            cl = c.closed
+            code = "no close code" if cl.code is None else f"{cl.code} ({close_code_meaning(cl.code)})"
+            reason = f" {cl.reason!r}" if cl.reason else ""
+            out.append(f"  closed by {cl.initiator} ({cl.how}): {code}{reason}")
+        else:
+            out.append("  not closed in the recording")
+        out += _counts("violations", c.violations)
+        out += _counts("faults", c.faults)
+        out.append("")
+    t = stats.total()
+    out.append(
+        f"total: {t['connections']} connections, {t['rejected']} rejected, {t['http']} plain HTTP,"
+        f" over {t['duration']:.3f}s"
+    )
+    out += _dir_lines("→ c2s", t["c2s"], t["duration"])
+    out += _dir_lines("← s2c", t["s2c"], t["duration"])
+    out += _counts("closes", t["closes"])
+    out += _counts("violations", t["violations"])
+    out += _counts("faults", t["faults"])
+    return "\n".join(out)

@@ -1,0 +1,130 @@
+"""One line per frame and per connection, as cells for the TUI's tables.
+
+The words come from ``wsinspect.render`` (the one renderer: time, arrows, opcode names,
+previews, byte sizes); this module only lays them out in columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from wsinspect.events import FrameSeen, MessageSeen
+from wsinspect.render import ARROWS, format_bytes, format_time, preview
+from wsinspect.tui.store import ConnInfo
+from wsinspect.wire.closecodes import close_code_meaning
+from wsinspect.wire.frames import opcode_name
+
+__all__ = [
+    "CONN_HEADER",
+    "FRAME_HEADER",
+    "TimeFormat",
+    "compact_flags",
+    "conn_cells",
+    "frame_cells",
+    "frame_marker",
+]
+
+TimeFormat = Callable[[float], str]
+
+# (title, width); the last column takes the rest of the line.
+# Columns line up with frame_cells/conn_cells below.
+FRAME_HEADER = f"{'Time':<14}{'Conn':<5}{'':3}{'Opcode':<8}{'F123M':<11}{'Length':>6} ! Preview"
+CONN_HEADER = (
+    f"{'Conn':<6}{'Client':<22}{'Path':<17}{'Subproto':<10}{'Ext':<9}{'State':<8} "
+    f"{'Age':<8} {'Msgs →/←':<11} {'Close':<9} Bytes →/←"
+)
+
+
+def compact_flags(event: FrameSeen) -> str:
+    """``F123M`` style: FIN, RSV1-3 and MASK, a dash for each bit that is clear."""
+    f = event.frame
+    return (
+        ("F" if f.fin else "-")
+        + ("1" if f.rsv1 else "-")
+        + ("2" if f.rsv2 else "-")
+        + ("3" if f.rsv3 else "-")
+        + ("M" if f.masked else "-")
+    )
+
+
+def frame_marker(event: FrameSeen) -> str:
+    """``✗`` not delivered (a fault dropped it), ``!`` protocol violation, else a space."""
+    if not event.delivered:
+        return "✗"
+    if event.frame.violations:
+        return "!"
+    return " "
+
+
+def frame_cells(
+    event: FrameSeen,
+    width: int,
+    time_format: TimeFormat = format_time,
+    message: MessageSeen | None = None,
+) -> list[tuple[str, str]]:
+    """Cells of one frames-table line as ``(text, style-name)``; styles are ``time``,
+    ``c2s``/``s2c``, ``plain``, ``marker`` and ``preview``. ``message`` is the frame's
+    reassembled message: given for a compressed frame (RSV1, RFC 7692), its inflated payload is
+    previewed (marked ``⇣``) instead of the compressed bytes."""
+    f = event.frame
+    head = f"{time_format(event.ts):<13} #{event.conn:<4}"
+    op = opcode_name(f.opcode)
+    mid = f" {op:<7} {compact_flags(event):<10} {f.length:>6}"
+    marker = frame_marker(event)
+    used = len(head) + 2 + len(mid) + 3
+    room = max(8, width - used)
+    if f.opcode == 8:
+        code = f.close_code
+        body = "(no status code)" if code is None else f"{code} {close_code_meaning(code)}"
+        reason = f.close_reason
+        if reason:
+            body += " " + preview(reason.encode(), text=True, width=max(8, room - len(body) - 3))
+    elif f.rsv1 and message is not None:
+        m = message.message
+        body = "⇣" + preview(m.payload, text=m.opcode == 1, length=m.length, width=max(8, room - 3))
+    else:
+        is_text = f.opcode != 2 and not f.rsv1
+        body = preview(f.payload, text=is_text, length=f.length, width=max(8, room - 2))
+    return [
+        (head, "time"),
+        (" " + ARROWS.get(event.direction, "?"), event.direction),
+        (mid, "plain"),
+        (" " + marker + " ", "marker" if marker != " " else "plain"),
+        (body, "preview"),
+    ]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def conn_cells(info: ConnInfo, now: float) -> list[tuple[str, str]]:
+    """Cells of one connections-list line: id, client, path, subprotocol, extensions, state,
+    age, messages each way, close code (its meaning is in the handshake view), bytes each way."""
+    end = info.closed_ts if info.closed_ts is not None else now
+    age = _age(max(0.0, end - info.opened_ts))
+    msgs = f"{info.messages['c2s']}/{info.messages['s2c']}"
+    nbytes = f"{format_bytes(info.bytes['c2s'])}/{format_bytes(info.bytes['s2c'])}"
+    if info.state == "rejected" and info.rejected is not None:
+        close = f"HTTP {info.rejected.status}"
+    elif info.close_code is not None:
+        close = str(info.close_code)
+    elif info.closed is not None:
+        close = info.closed.how
+    else:
+        close = ""
+    ext = (info.extensions or "").split(";")[0]
+    text = (
+        f"#{info.conn:<4} {_cut(info.client, 21):<21} {_cut(info.path, 16):<16} "
+        f"{_cut(info.subprotocol or '', 9):<9} {_cut(ext, 8):<8} "
+    )
+    rest = f" {age:<8} {msgs:<11} {_cut(close, 9):<9} {nbytes}"
+    return [(text, "plain"), (f"{info.state:<8}", info.state), (rest, "plain")]

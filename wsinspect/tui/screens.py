@@ -1,0 +1,80 @@
+"""Modal screens: the help screen (``?``) and a one-line prompt (save path, close code)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+__all__ = ["KEYS", "HelpScreen", "PromptScreen"]
+
+# (key, what it does): the help screen and the README's table come from this list.
+KEYS: list[tuple[str, str]] = [
+    ("↑ ↓ PgUp PgDn Home End", "move in the focused table (mouse: click, wheel)"),
+    ("Tab / Shift+Tab", "move focus: connections, filter bar, frames, detail"),
+    ("f  (or End)", "follow new frames again (moving up stops following; the status bar counts \"N new\")"),
+    ("/", "edit the filter: words, dir:c2s|s2c, op:text,binary, #3, re:REGEX, is:bad; Enter applies, Esc leaves"),
+    ("a", "show the frames of all connections"),
+    ("t / j / x", "payload as text / pretty JSON / hex dump"),
+    ("m", "toggle the message view (fragments reassembled)"),
+    ("h", "toggle the handshake view (request and response headers, close, faults)"),
+    ("s", "save the selected payload (or message) to a file"),
+    ("c", "close the selected connection with a code and reason (live only)"),
+    ("k / K", "cut the selected connection's TCP: FIN / RST (live only)"),
+    ("?", "this help"),
+    ("q  (or Ctrl+Q)", "quit: stops the relay and closes the recording"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    """Key bindings and the filter syntax."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss", "Close help"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append("wsinspect — keys\n\n", style="bold")
+        for key, what in KEYS:
+            text.append(f"{key:<24}", style="bold cyan")
+            text.append(what + "\n")
+        text.append(
+            "\nFrames table columns: time, connection, direction (→ client to server, ← server to "
+            "client), opcode, flags (F=FIN, 1/2/3=RSV1-3, M=MASK, - when clear), payload length, "
+            "marker (! protocol violation, ✗ not delivered), preview.\n"
+        )
+        with VerticalScroll(id="help-body"):
+            yield Static(text)
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask one line of text; dismisses with the text, or ``None`` on Escape."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str = "", *, placeholder: str = "") -> None:
+        super().__init__()
+        self.prompt_title = title
+        self.prompt_value = value
+        self.prompt_placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="prompt-box"):
+            yield Label(self.prompt_title)
+            yield Input(self.prompt_value, placeholder=self.prompt_placeholder, id="prompt-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,477 @@
+"""The TUI's bounded event store: the relay publishes into it, the UI drains it on a timer.
+
+``EventStore.publish`` is the hub sink: O(1), it only appends to an inbox (STYLE.md item 8).
+The UI calls ``drain`` 20-30 times a second; that is where connections are updated, frames are
+numbered and old frames are evicted. Frames get an *absolute index* (0 for the first frame
+ever seen), so a selection made by index stays on the same frame while frames arrive and old ones
+leave. At most ``max_frames`` frames are kept; ``dropped`` says how many older ones left the view
+(a recording keeps them all).
+
+Nothing here imports Textual: the store, filters and rates are plain Python, tested alone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from wsinspect.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    Event,
+    FaultInjected,
+    FrameSeen,
+    HandshakeRejected,
+    HttpExchange,
+    MessageSeen,
+    Notice,
+)
+from wsinspect.wire.frames import opcode_from_name
+
+__all__ = [
+    "DEFAULT_MAX_FRAMES",
+    "ConnInfo",
+    "EventStore",
+    "FilterError",
+    "FrameFilter",
+    "FrameView",
+    "Rates",
+]
+
+DEFAULT_MAX_FRAMES = 100_000
+
+# (conn, direction, message_no) → the reassembled message
+Messages = OrderedDict[tuple[int, str, int], MessageSeen]
+
+
+class ConnInfo:
+    """What the connections list shows about one connection, updated as events arrive."""
+
+    __slots__ = (
+        "bytes",
+        "client",
+        "close_code",
+        "closed",
+        "closed_ts",
+        "conn",
+        "extensions",
+        "faults",
+        "frames",
+        "messages",
+        "opened",
+        "opened_ts",
+        "path",
+        "rejected",
+        "state",
+        "subprotocol",
+        "upstream",
+        "violations",
+    )
+
+    def __init__(self, conn: int, ts: float) -> None:
+        self.conn = conn
+        self.opened_ts = ts
+        self.closed_ts: float | None = None
+        self.client = ""
+        self.path = ""
+        self.upstream = ""
+        self.subprotocol: str | None = None
+        self.extensions: str | None = None
+        self.state = "open"  # "open", "closed" or "rejected"
+        self.close_code: int | None = None
+        self.opened: ConnectionOpened | None = None
+        self.closed: ConnectionClosed | None = None
+        self.rejected: HandshakeRejected | None = None
+        self.messages = {"c2s": 0, "s2c": 0}
+        self.bytes = {"c2s": 0, "s2c": 0}
+        self.frames = {"c2s": 0, "s2c": 0}
+        self.faults: list[FaultInjected] = []
+        self.violations = 0
+
+
+class FilterError(ValueError):
+    """A filter query that does not parse; ``str()`` says which word and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFilter:
+    """Which frames the frames table shows.
+
+    Parsed from the filter bar by :meth:`parse`; words are ANDed:
+
+    - ``dir:c2s`` / ``dir:s2c`` (also ``>`` / ``<``): one direction;
+    - ``op:text,binary`` (names or numbers): opcodes;
+    - ``conn:3`` or ``#3``: one connection;
+    - ``re:PATTERN``: a regular expression searched in the payload (text, or latin-1 for binary);
+    - ``is:bad``: frames with violations or not delivered;
+    - any other words: a case-insensitive substring of the payload.
+    """
+
+    direction: str | None = None
+    opcodes: frozenset[int] | None = None
+    conn: int | None = None
+    text: str | None = None
+    regex: re.Pattern[str] | None = None
+    marked: bool = False
+
+    @property
+    def is_trivial(self) -> bool:
+        """True when only ``conn`` (or nothing) is set: no per-frame test needed."""
+        return (
+            self.direction is None
+            and self.opcodes is None
+            and self.text is None
+            and self.regex is None
+            and not self.marked
+        )
+
+    @classmethod
+    def parse(cls, query: str) -> FrameFilter:
+        direction: str | None = None
+        opcodes: set[int] | None = None
+        conn: int | None = None
+        regex: re.Pattern[str] | None = None
+        marked = False
+        words: list[str] = []
+        for word in query.split():
+            key, sep, value = word.partition(":")
+            key = key.lower() if sep else ""
+            if word in (">", "<", "→", "←"):
+                direction = "c2s" if word in (">", "→") else "s2c"
+            elif key == "dir":
+                aliases = {"c2s": "c2s", ">": "c2s", "client": "c2s",
+                           "s2c": "s2c", "<": "s2c", "server": "s2c"}  # fmt: skip
+                if value.lower() not in aliases:
+                    raise FilterError(f"{word!r}: direction is c2s or s2c")
+                direction = aliases[value.lower()]
+            elif key in ("op", "opcode"):
+                opcodes = set()
+                for name in value.split(","):
+                    try:
+                        opcodes.add(int(name, 0) if name[:1].isdigit() else opcode_from_name(name))
+                    except ValueError:
+                        raise FilterError(f"{word!r}: unknown opcode {name!r}") from None
+            elif key == "conn" or (word.startswith("#") and word[1:].isdigit()):
+                digits = value if key == "conn" else word[1:]
+                try:
+                    conn = int(digits)
+                except ValueError:
+                    raise FilterError(f"{word!r}: a connection is a number") from None
+            elif key == "re":
+                try:
+                    regex = re.compile(value)
+                except re.error as exc:
+                    raise FilterError(f"{word!r}: {exc}") from None
+            elif key == "is" and value in ("bad", "marked"):
+                marked = True
+            else:
+                words.append(word)
+        text = " ".join(words).lower() or None
+        return cls(
+            direction,
+            frozenset(opcodes) if opcodes is not None else None,
+            conn,
+            text,
+            regex,
+            marked,
+        )
+
+    def with_conn(self, conn: int | None) -> FrameFilter:
+        return FrameFilter(
+            self.direction, self.opcodes, conn, self.text, self.regex, self.marked
+        )
+
+    def matches(self, event: FrameSeen, messages: Messages | None = None) -> bool:
+        """Whether ``event`` passes. Text and regex search the frame's message when
+        ``messages`` has it (so compressed frames match their inflated text, RFC 7692, and
+        every fragment of a matching message matches), else the frame's own payload."""
+        if self.conn is not None and event.conn != self.conn:
+            return False
+        if self.direction is not None and event.direction != self.direction:
+            return False
+        frame = event.frame
+        if self.opcodes is not None and frame.opcode not in self.opcodes:
+            return False
+        if self.marked and event.delivered and not frame.violations:
+            return False
+        if self.text is not None or self.regex is not None:
+            payload = frame.payload
+            if messages is not None and frame.message_no:
+                message = messages.get((event.conn, event.direction, frame.message_no))
+                if message is not None:
+                    payload = message.message.payload
+            try:
+                body = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                body = payload.decode("latin-1")
+            if self.text is not None and self.text not in body.lower():
+                return False
+            if self.regex is not None and self.regex.search(body) is None:
+                return False
+        return True
+
+
+class EventStore:
+    """Bounded store of everything the UI shows.
+
+    ``publish(event)`` (the hub sink) appends to an inbox; ``drain()`` (UI side) applies it.
+    Both run on the UI's thread in guest mode; a loader thread may also publish (``deque.append``
+    is atomic), which is how ``wsinspect view`` streams a large file in.
+    """
+
+    def __init__(self, max_frames: int = DEFAULT_MAX_FRAMES, *, live: bool = True) -> None:
+        if max_frames < 1:
+            raise ValueError("max_frames must be at least 1")
+        self.max_frames = max_frames
+        self.live = live
+        self._inbox: deque[Event] = deque()
+        self._frames: list[FrameSeen] = []
+        self.base = 0  # absolute index of _frames[0]; also the number of frames dropped
+        self.connections: dict[int, ConnInfo] = {}
+        self._by_conn: dict[int, array[int]] = {}
+        self.messages: Messages = OrderedDict()
+        self.log: deque[Event] = deque(maxlen=1000)  # notices, http, faults, rejections
+        self.log_count = 0  # events ever appended to ``log``
+        self.last_ts = 0.0
+        self.total_bytes = 0
+        # Evict in chunks so that deleting from the front of the list is amortised O(1).
+        self._slack = max(1, min(max_frames // 10, 50_000))
+
+    # -- sink side --------------------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """Take one event (hub sink): O(1), never blocks."""
+        self._inbox.append(event)
+
+    @property
+    def pending(self) -> int:
+        """Events published and not yet drained."""
+        return len(self._inbox)
+
+    # -- UI side ----------------------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        """Frames seen so far (absolute index of the next frame)."""
+        return self.base + len(self._frames)
+
+    @property
+    def dropped(self) -> int:
+        """Older frames evicted from the store (the recording still has them)."""
+        return self.base
+
+    def frame(self, index: int) -> FrameSeen:
+        """The frame with absolute ``index``; ``IndexError`` when evicted or not seen yet."""
+        i = index - self.base
+        if i < 0:
+            raise IndexError(index)
+        return self._frames[i]
+
+    def conn_frames(self, conn: int) -> array[int]:
+        """Absolute indexes of the kept frames of ``conn`` (shared: do not modify)."""
+        return self._by_conn.get(conn, array("q"))
+
+    def now(self) -> float:
+        """Wall clock when live; the last event's time when viewing a recording."""
+        return time.time() if self.live else self.last_ts
+
+    def _conn(self, conn: int, ts: float) -> ConnInfo:
+        info = self.connections.get(conn)
+        if info is None:
+            info = self.connections[conn] = ConnInfo(conn, ts)
+        return info
+
+    def drain(self, budget: int | None = None) -> int:
+        """Apply published events (at most ``budget`` of them); return how many were applied."""
+        inbox = self._inbox
+        frames = self._frames
+        n = len(inbox) if budget is None else min(budget, len(inbox))
+        popleft = inbox.popleft
+        for _ in range(n):
+            event = popleft()
+            if type(event) is FrameSeen:
+                conn = event.conn
+                info = self.connections.get(conn) or self._conn(conn, event.ts)
+                f = event.frame
+                d = event.direction
+                info.frames[d] += 1
+                info.bytes[d] += f.length
+                self.total_bytes += f.length
+                if f.violations:
+                    info.violations += 1
+                if f.opcode == 8 and info.close_code is None:
+                    info.close_code = f.close_code
+                index = self.base + len(frames)
+                frames.append(event)
+                by = self._by_conn.get(conn)
+                if by is None:
+                    by = self._by_conn[conn] = array("q")
+                by.append(index)
+                self.last_ts = event.ts
+            else:
+                self._apply(event)
+        if len(frames) > self.max_frames + self._slack:
+            self._evict(len(frames) - self.max_frames)
+        return n
+
+    def _apply(self, event: Event) -> None:
+        self.last_ts = max(self.last_ts, event.ts)
+        if isinstance(event, MessageSeen):
+            info = self._conn(event.conn, event.ts)
+            info.messages[event.direction] += 1
+            self.messages[(event.conn, event.direction, event.message_no)] = event
+            if len(self.messages) > self.max_frames:
+                self.messages.popitem(last=False)
+        elif isinstance(event, ConnectionOpened):
+            info = self._conn(event.conn, event.ts)
+            info.opened_ts = event.ts
+            info.opened = event
+            info.client = event.client
+            info.path = event.path
+            info.upstream = event.upstream
+            info.subprotocol = event.subprotocol
+            info.extensions = event.extensions
+        elif isinstance(event, ConnectionClosed):
+            info = self._conn(event.conn, event.ts)
+            info.state = "closed"
+            info.closed = event
+            info.closed_ts = event.ts
+            if event.code is not None:
+                info.close_code = event.code
+        elif isinstance(event, HandshakeRejected):
+            info = self._conn(event.conn, event.ts)
+            info.state = "rejected"
+            info.rejected = event
+            info.client = event.client
+            info.path = event.path
+            info.closed_ts = event.ts
+            self._log(event)
+        elif isinstance(event, FaultInjected):
+            if event.conn:
+                self._conn(event.conn, event.ts).faults.append(event)
+            self._log(event)
+        elif isinstance(event, (Notice, HttpExchange)):
+            self._log(event)
+
+    def _log(self, event: Event) -> None:
+        self.log.append(event)
+        self.log_count += 1
+
+    def _evict(self, count: int) -> None:
+        del self._frames[:count]
+        self.base += count
+        base = self.base
+        for by in self._by_conn.values():
+            k = bisect_left(by, base)
+            if k:
+                del by[:k]
+
+    def load(self, events: Iterable[Event]) -> None:
+        """Publish and drain ``events`` at once (tests and small recordings)."""
+        for event in events:
+            self._inbox.append(event)
+            if len(self._inbox) >= 10_000:
+                self.drain()
+        self.drain()
+
+
+class FrameView:
+    """The frames one table shows: absolute indexes of the store's frames matching a filter,
+    kept in arrival order. ``update`` picks up new frames; ``prune`` forgets evicted ones."""
+
+    def __init__(self, flt: FrameFilter | None = None) -> None:
+        self.filter = flt or FrameFilter()
+        self.indices: array[int] = array("q")
+        self._scanned = 0  # absolute index of the next store frame to look at
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def rebuild(self, store: EventStore, flt: FrameFilter | None = None) -> None:
+        if flt is not None:
+            self.filter = flt
+        f = self.filter
+        if f.conn is not None:
+            candidates: Iterable[int] = store.conn_frames(f.conn)
+        else:
+            candidates = range(store.base, store.total)
+        if f.is_trivial:
+            self.indices = array("q", candidates)
+        else:
+            get = store.frame
+            match = f.matches
+            messages = store.messages
+            self.indices = array("q", (i for i in candidates if match(get(i), messages)))
+        self._scanned = store.total
+
+    def update(self, store: EventStore) -> tuple[int, int]:
+        """Catch up with the store; return ``(added, pruned)`` row counts."""
+        pruned = self.prune(store.base)
+        start = max(self._scanned, store.base)
+        end = store.total
+        added = 0
+        if end > start:
+            f = self.filter
+            get = store.frame
+            before = len(self.indices)
+            if f.is_trivial and f.conn is None:
+                self.indices.extend(range(start, end))
+            elif f.conn is not None:
+                by = store.conn_frames(f.conn)
+                k = bisect_left(by, start)
+                if f.is_trivial:
+                    self.indices.extend(by[k:])
+                else:
+                    self.indices.extend(i for i in by[k:] if f.matches(get(i), store.messages))
+            else:
+                self.indices.extend(
+                    i for i in range(start, end) if f.matches(get(i), store.messages)
+                )
+            added = len(self.indices) - before
+        self._scanned = end
+        return added, pruned
+
+    def prune(self, base: int) -> int:
+        k = bisect_left(self.indices, base)
+        if k:
+            del self.indices[:k]
+        return k
+
+    def position(self, index: int) -> int:
+        """Row of absolute frame ``index``, or of the first frame after it."""
+        return bisect_left(self.indices, index)
+
+
+class Rates:
+    """Frames/s and bytes/s over the last sampling period, in total and per connection."""
+
+    def __init__(self) -> None:
+        self._t: float | None = None
+        self._frames = 0
+        self._bytes = 0
+        self._per: dict[int, tuple[int, int]] = {}
+        self.total = (0.0, 0.0)  # frames/s, bytes/s
+        self.per_conn: dict[int, tuple[float, float]] = {}
+
+    def sample(self, store: EventStore, now: float) -> None:
+        per = {
+            c: (info.frames["c2s"] + info.frames["s2c"], info.bytes["c2s"] + info.bytes["s2c"])
+            for c, info in store.connections.items()
+            if info.state == "open" or c in self._per
+        }
+        if self._t is not None and now > self._t:
+            dt = now - self._t
+            self.total = ((store.total - self._frames) / dt, (store.total_bytes - self._bytes) / dt)
+            self.per_conn = {
+                c: ((fr - self._per.get(c, (0, 0))[0]) / dt, (by - self._per.get(c, (0, 0))[1]) / dt)
+                for c, (fr, by) in per.items()
+            }
+        self._t = now
+        self._frames = store.total
+        self._bytes = store.total_bytes
+        self._per = per

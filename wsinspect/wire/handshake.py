@@ -1,0 +1,484 @@
+"""The opening handshake on both sides of the proxy, sans-IO (RFC 6455 §4).
+
+wsinspect is a server to the client and a client to the upstream. ``ClientHandshake`` reads the
+client's upgrade request and answers it; ``UpstreamHandshake`` writes the proxy's own request and
+reads the upstream's answer. Both are fed bytes and return bytes or values; HTTP/1.1 parsing and
+serialisation come from h11, so no header is parsed by hand here.
+
+Errors are ``HandshakeError``s that carry the HTTP status to answer the client with
+(400, 426, 431, 502) and a one-line reason, the way h11's errors carry ``error_status_hint``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import h11
+
+from wsinspect.wire.deflate import strip_permessage_deflate
+
+__all__ = [
+    "GUID",
+    "ClientHandshake",
+    "HandshakeError",
+    "Headers",
+    "UpgradeRequest",
+    "UpstreamAccepted",
+    "UpstreamHandshake",
+    "UpstreamRefused",
+    "accept_key",
+    "error_response_body",
+    "fresh_key",
+    "header_value",
+    "offers_deflate",
+]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+
+Headers = tuple[tuple[str, str], ...]
+
+# RFC 9110 §7.6.1 hop-by-hop headers: never copied from one connection to the other. Connection
+# and Upgrade are rewritten to the canonical upgrade pair where a WebSocket needs them.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+DEFAULT_BODY_LIMIT = 64 * 1024
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2 step 5.4)."""
+    digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def fresh_key() -> str:
+    """A new random ``Sec-WebSocket-Key``: 16 random bytes, base64 (§4.1)."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+class HandshakeError(Exception):
+    """A handshake that cannot go on: answer the client ``status`` with ``reason`` as the body.
+
+    ``headers`` are extra response headers (``Sec-WebSocket-Version: 13`` for a 426).
+    """
+
+    def __init__(self, status: int, reason: str, headers: Headers = ()) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+
+def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The values of header ``name`` (case-insensitive) joined by ``, ``; ``None`` if absent."""
+    name = name.lower()
+    values = [v for n, v in headers if n.lower() == name]
+    return ", ".join(values) if values else None
+
+
+def _tokens(value: str | None) -> list[str]:
+    return [t.strip().lower() for t in (value or "").split(",") if t.strip()]
+
+
+def offers_deflate(value: str | None) -> bool:
+    """Whether a ``Sec-WebSocket-Extensions`` value offers permessage-deflate (RFC 7692)."""
+    return value is not None and strip_permessage_deflate(value) != (value.strip() or None)
+
+
+def _decode_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    # h11 has already checked the bytes; latin-1 is the lossless byte↔str mapping for them.
+    return tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw)
+
+
+def _encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+
+
+def error_response_body(reason: str) -> bytes:
+    """The plain-text body of a refusal: the one-line reason and a newline."""
+    return reason.encode("utf-8", "replace") + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeRequest:
+    """A request the client sent: ``headers`` in the order and case they came.
+
+    ``is_websocket`` tells whether it asks for a WebSocket (``Upgrade: websocket``); ``key`` is
+    its ``Sec-WebSocket-Key`` once validated.
+    """
+
+    method: str
+    target: str
+    http_version: str
+    headers: Headers
+    key: str = ""
+
+    @property
+    def is_websocket(self) -> bool:
+        return "websocket" in _tokens(header_value(self.headers, "upgrade"))
+
+    def header(self, name: str) -> str | None:
+        return header_value(self.headers, name)
+
+
+def validate_upgrade(request: UpgradeRequest) -> UpgradeRequest:
+    """Check a WebSocket upgrade request as RFC 6455 §4.2.1 requires; return it with ``key``.
+
+    400 for a method other than GET, HTTP older than 1.1, a missing Host, a Connection header
+    without ``Upgrade``, a missing, repeated or malformed ``Sec-WebSocket-Key`` (must decode to
+    16 bytes) or a missing ``Sec-WebSocket-Version``; 426 with ``Sec-WebSocket-Version: 13`` for
+    another version (§4.4).
+    """
+    if request.method != "GET":
+        raise HandshakeError(400, f"a WebSocket handshake must use GET, not {request.method}")
+    if request.http_version < "1.1":
+        raise HandshakeError(400, f"a WebSocket handshake needs HTTP/1.1, not HTTP/{request.http_version}")  # fmt: skip
+    if request.header("host") is None:
+        raise HandshakeError(400, "missing Host header")
+    if "upgrade" not in _tokens(request.header("connection")):
+        raise HandshakeError(400, "the Connection header must include 'Upgrade'")
+    keys = [v for n, v in request.headers if n.lower() == "sec-websocket-key"]
+    if not keys:
+        raise HandshakeError(400, "missing Sec-WebSocket-Key header")
+    if len(keys) > 1:
+        raise HandshakeError(400, "more than one Sec-WebSocket-Key header")
+    key = keys[0].strip()
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 16:
+        raise HandshakeError(400, f"invalid Sec-WebSocket-Key {key!r}: must be 16 bytes in base64")  # fmt: skip
+    version = request.header("sec-websocket-version")
+    if version is None:
+        raise HandshakeError(400, "missing Sec-WebSocket-Version header")
+    if version.strip() != "13":
+        raise HandshakeError(
+            426,
+            f"unsupported Sec-WebSocket-Version {version.strip()!r}: this proxy speaks 13",
+            (("Sec-WebSocket-Version", "13"),),
+        )
+    return UpgradeRequest(request.method, request.target, request.http_version, request.headers, key)  # fmt: skip
+
+
+class ClientHandshake:
+    """The proxy's server side toward the client: read one request, answer it.
+
+    ``feed(data)`` returns the ``UpgradeRequest`` once its head is complete (``None`` before);
+    a malformed request raises ``HandshakeError(400)``, a head over ``max_header_size``
+    ``HandshakeError(431)``. The request is not validated as a WebSocket upgrade here: plain
+    HTTP requests are passed through, so call ``validate_upgrade`` when ``is_websocket``.
+    """
+
+    def __init__(self, max_header_size: int = 64 * 1024) -> None:
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self.max_header_size = max_header_size
+        self.request: UpgradeRequest | None = None
+
+    @property
+    def received_any(self) -> bool:
+        return self.conn.their_state is not h11.IDLE or bool(self.conn.trailing_data[0])
+
+    def feed(self, data: bytes) -> UpgradeRequest | None:
+        """Take bytes from the client (``b""`` at EOF); the request once its head is complete."""
+        self.conn.receive_data(data)
+        try:
+            event = self.conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint
+            if status == 431:
+                raise HandshakeError(431, "request headers too large") from None
+            raise HandshakeError(status, f"malformed HTTP request: {exc}") from None
+        if event is h11.NEED_DATA:
+            return None
+        if isinstance(event, h11.ConnectionClosed):
+            raise HandshakeError(400, "the client closed the connection before a complete request")  # fmt: skip
+        if not isinstance(event, h11.Request):  # pragma: no cover - h11 yields Request first
+            raise HandshakeError(400, "malformed HTTP request")
+        # h11 bounds only a head still incomplete; one that came whole in a chunk is measured.
+        raw = event.headers.raw_items()
+        size = len(event.method) + len(event.target) + 12 + sum(len(n) + len(v) + 4 for n, v in raw)
+        if size > self.max_header_size:
+            raise HandshakeError(431, "request headers too large")
+        self.request = UpgradeRequest(
+            event.method.decode("ascii", "replace"),
+            event.target.decode("latin-1"),
+            event.http_version.decode("ascii"),
+            _decode_headers(raw),
+        )
+        return self.request
+
+    def trailing_data(self) -> bytes:
+        """Bytes the client sent after the request head of an upgrade request (its first frames,
+        if it did not wait for the 101). Call only for a WebSocket request."""
+        # h11 holds an upgrade request's remaining bytes once it has seen its (empty) body.
+        while self.conn.their_state is h11.SEND_BODY:
+            if self.conn.next_event() is h11.NEED_DATA:
+                break
+        return bytes(self.conn.trailing_data[0])
+
+    def accept(self, upstream: UpstreamAccepted) -> bytes:
+        """The 101 for the client: the upstream's status line and headers in order, with
+        ``Sec-WebSocket-Accept`` recomputed for the client's key (§4.2.2 step 5)."""
+        assert self.request is not None
+        self.trailing_data()  # let h11 reach MIGHT_SWITCH_PROTOCOL
+        client_accept = accept_key((self.request.header("sec-websocket-key") or "").strip())
+        headers = [
+            (n, client_accept if n.lower() == "sec-websocket-accept" else v)
+            for n, v in upstream.headers
+        ]
+        return (
+            self.conn.send(
+                h11.InformationalResponse(
+                    status_code=101,
+                    headers=_encode_headers(headers),
+                    reason=upstream.reason.encode("latin-1", "replace") or b"Switching Protocols",
+                )
+            )
+            or b""
+        )
+
+    def refuse(
+        self, status: int, reason: str, headers: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None, *, http_reason: str = "",
+    ) -> bytes:  # fmt: skip
+        """A complete response that refuses the handshake and ends the connection.
+
+        ``body`` defaults to the one-line ``reason``; ``headers`` are sent in order, without
+        their framing headers (Content-Length is set for the body sent).
+        """
+        if body is None:
+            body = error_response_body(reason)
+            headers = [*headers, ("Content-Type", "text/plain; charset=utf-8")]
+        out = [
+            (n, v)
+            for n, v in headers
+            if n.lower() not in HOP_BY_HOP and n.lower() != "content-length"
+        ]
+        out += [("Content-Length", str(len(body))), ("Connection", "close")]
+        return _refusal_bytes(self.conn, status, out, body, http_reason)
+
+
+def _refusal_bytes(
+    conn: h11.Connection, status: int, headers: list[tuple[str, str]], body: bytes, http_reason: str
+) -> bytes:
+    """Serialise a response with h11 (falling back to a minimal one if h11 cannot send now)."""
+    try:
+        data = (
+            conn.send(
+                h11.Response(
+                    status_code=status,
+                    headers=_encode_headers(headers),
+                    reason=http_reason.encode("latin-1", "replace"),
+                )
+            )
+            or b""
+        )
+        if conn.our_state is h11.SEND_BODY:
+            data += conn.send(h11.Data(data=body)) or b""
+            data += conn.send(h11.EndOfMessage()) or b""
+        return data
+    except h11.LocalProtocolError:
+        # The request never completed (431, malformed): h11 will not answer it, so write the
+        # status line ourselves; the headers are ours and already valid.
+        from http import HTTPStatus
+
+        phrase = http_reason or (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error")  # fmt: skip
+        lines = [f"HTTP/1.1 {status} {phrase}"] + [f"{n}: {v}" for n, v in headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAccepted:
+    """The upstream's 101 (§4.1): its status line reason, headers in order, and the bytes that
+    came after it (frames the server sent at once)."""
+
+    reason: str
+    headers: Headers
+    trailing: bytes
+
+    @property
+    def subprotocol(self) -> str | None:
+        return header_value(self.headers, "sec-websocket-protocol")
+
+    @property
+    def extensions(self) -> str | None:
+        return header_value(self.headers, "sec-websocket-extensions")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRefused:
+    """Any answer but 101: relayed to the client as-is. ``body`` is cut at the body limit
+    (``complete`` tells whether it is whole)."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes
+    complete: bool
+
+
+class UpstreamHandshake:
+    """The proxy's client side toward the upstream.
+
+    ``request_for(client_request, ...)`` builds the upstream request with a fresh key;
+    ``feed(data)`` reads the answer and returns ``UpstreamAccepted`` for a valid 101,
+    ``UpstreamRefused`` (with its body up to ``body_limit``) for anything else, or ``None``
+    while incomplete. A 101 that is not a valid WebSocket answer (no ``Upgrade: websocket``,
+    no ``Connection: Upgrade``, wrong ``Sec-WebSocket-Accept``) or a malformed response raises
+    ``HandshakeError(502)``.
+    """
+
+    def __init__(self, *, key: str | None = None, body_limit: int = DEFAULT_BODY_LIMIT) -> None:
+        self.conn = h11.Connection(h11.CLIENT)
+        self.key = key or fresh_key()
+        self.body_limit = body_limit
+        self._response: h11.Response | None = None
+        self._body: list[bytes] = []
+        self._size = 0
+
+    def request_for(
+        self, client: UpgradeRequest, host: str, prefix: str = "", *,
+        strip_compression: bool = False,
+    ) -> bytes:  # fmt: skip
+        """The upstream request: the client's headers in order with ``Host`` set to ``host``,
+        ``Sec-WebSocket-Key`` replaced by this handshake's fresh key, the canonical
+        ``Connection: Upgrade``/``Upgrade: websocket`` pair, other hop-by-hop headers dropped,
+        and the target ``prefix + client target``. With ``strip_compression`` every
+        permessage-deflate offer is removed from ``Sec-WebSocket-Extensions``."""
+        headers: list[tuple[str, str]] = []
+        for name, value in client.headers:
+            low = name.lower()
+            if low == "host":
+                headers.append((name, host))
+            elif low == "sec-websocket-key":
+                headers.append((name, self.key))
+            elif low == "connection":
+                headers.append((name, "Upgrade"))
+            elif low == "upgrade":
+                headers.append((name, "websocket"))
+            elif low in HOP_BY_HOP:
+                continue
+            elif low == "sec-websocket-extensions" and strip_compression and offers_deflate(value):
+                stripped = strip_permessage_deflate(value)
+                if stripped:
+                    headers.append((name, stripped))
+            else:
+                headers.append((name, value))
+        return (
+            self.conn.send(
+                h11.Request(
+                    method=b"GET",
+                    target=join_target(prefix, client.target).encode("latin-1"),
+                    headers=_encode_headers(headers),
+                )
+            )
+            or b""
+        )
+
+    def request_raw(self, target: str, headers: Sequence[tuple[str, str]]) -> bytes:
+        """A client request built from scratch (``replay``, ``open_websocket``): ``headers`` must
+        include Host; the upgrade headers and this handshake's key are added when missing."""
+        have = {n.lower() for n, _ in headers}
+        out = list(headers)
+        for name, value in (
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", self.key),
+            ("Sec-WebSocket-Version", "13"),
+        ):
+            if name.lower() not in have:
+                out.append((name, value))
+        return (
+            self.conn.send(
+                h11.Request(
+                    method=b"GET", target=target.encode("latin-1"), headers=_encode_headers(out)
+                )
+            )
+            or b""
+        )
+
+    def feed(self, data: bytes) -> UpstreamAccepted | UpstreamRefused | None:
+        """Take bytes from the upstream (``b""`` at EOF); the outcome once known."""
+        self.conn.receive_data(data)
+        while True:
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._response is not None:
+                    return self._refused(complete=False)
+                raise HandshakeError(502, f"upstream sent a malformed HTTP response: {exc}") from None  # fmt: skip
+            if event is h11.NEED_DATA:
+                if self._response is not None and self._size >= self.body_limit:
+                    return self._refused(complete=False)
+                return None
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    return self._accepted(event)
+                continue  # 100 Continue and other 1xx: wait for the final answer
+            if isinstance(event, h11.Response):
+                self._response = event
+                continue
+            if isinstance(event, h11.Data):
+                room = self.body_limit - self._size
+                if room > 0:
+                    self._body.append(bytes(event.data[:room]))
+                self._size += len(event.data)
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                return self._refused(complete=self._size <= self.body_limit)
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                if self._response is not None:
+                    return self._refused(complete=False)
+                raise HandshakeError(502, "upstream closed the connection without answering the handshake")  # fmt: skip
+            raise HandshakeError(502, f"unexpected upstream event {event!r}")  # pragma: no cover
+
+    def _accepted(self, event: h11.InformationalResponse) -> UpstreamAccepted:
+        headers = _decode_headers(event.headers.raw_items())
+        if "websocket" not in _tokens(header_value(headers, "upgrade")):
+            raise HandshakeError(502, "upstream answered 101 without 'Upgrade: websocket'")
+        if "upgrade" not in _tokens(header_value(headers, "connection")):
+            raise HandshakeError(502, "upstream answered 101 without 'Connection: Upgrade'")
+        got = header_value(headers, "sec-websocket-accept")
+        if got is None or got.strip() != accept_key(self.key):
+            raise HandshakeError(
+                502,
+                f"upstream's Sec-WebSocket-Accept {got!r} does not match the key sent (RFC 6455 §4.1)",
+            )
+        trailing = bytes(self.conn.trailing_data[0])
+        return UpstreamAccepted(event.reason.decode("latin-1"), headers, trailing)
+
+    def _refused(self, *, complete: bool) -> UpstreamRefused:
+        r = self._response
+        assert r is not None
+        return UpstreamRefused(
+            r.status_code,
+            r.reason.decode("latin-1"),
+            _decode_headers(r.headers.raw_items()),
+            b"".join(self._body),
+            complete,
+        )
+
+
+def join_target(prefix: str, target: str) -> str:
+    """The upstream target: the upstream URL's path as a prefix of the client's path+query
+    (``/base`` + ``/chat?room=1`` → ``/base/chat?room=1``)."""
+    if not prefix:
+        return target or "/"
+    if target.startswith("/"):
+        return prefix.rstrip("/") + target
+    # An absolute-form or asterisk target: keep the client's path+query part only.
+    return prefix.rstrip("/") + "/" + target.lstrip("/")
