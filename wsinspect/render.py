@@ -171,9 +171,10 @@ def render_event(event: Event, *, width: int = DEFAULT_PREVIEW) -> str:
         )
     if isinstance(event, HandshakeRejected):
         origin = f" origin={event.origin}" if event.origin else ""
+        rule = f" rule={event.rule}" if event.rule else ""
         return (
             f"{t} #{event.conn} rejected {event.client} {event.path}:"
-            f" {event.status} by {event.by}: {event.reason}{origin}"
+            f" {event.status} by {event.by}: {event.reason}{origin}{rule}"
         )
     if isinstance(event, HttpExchange):
         return (

@@ -122,3 +122,68 @@ async def test_demo_command_without_tui_prints_the_url_and_echoes() -> None:
                     out += await proc.stdout.receive_some(4096)
             assert out.count(b'"from the test"') >= 2
             proc.terminate()
+
+
+async def test_echo_server_echoes_a_message_longer_than_a_mebibyte_whole() -> None:
+    from websockets.trio.client import connect
+
+    message = "y" * (2 << 20)  # over the frame parser's default 1 MiB capture limit
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            demo = await nursery.start(serve_demo, "127.0.0.1", 0)
+            async with connect(demo.upstream_url + "/echo", compression=None, max_size=None,
+                               proxy=None) as ws:  # fmt: skip
+                await ws.send(message)
+                assert await ws.recv() == message
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("offer", "answer"),
+    [
+        ("permessage-deflate; client_max_window_bits", "permessage-deflate"),  # Chrome's
+        ("permessage-deflate", "permessage-deflate"),
+        ("x-webkit-deflate-frame, permessage-deflate; client_no_context_takeover", "permessage-deflate"),
+        ("permessage-deflate; server_max_window_bits=10, permessage-deflate", "permessage-deflate"),
+        ("permessage-deflate; server_max_window_bits=10", None),  # its window would be too small
+        ("permessage-deflate; server_no_context_takeover", None),  # it keeps the client's context
+        ("permessage-deflate; client_max_window_bits; client_max_window_bits", None),
+        ('permessage-deflate; x="unterminated', None),
+        ("", None),
+    ],
+)
+async def test_echo_server_accepts_deflate_only_when_it_can_echo_compressed_frames(
+    offer: str, answer: str | None
+) -> None:
+    from wsinspect.demo.server import accept_deflate
+
+    assert accept_deflate(offer) == answer
+
+
+async def test_compressed_messages_echo_through_the_proxy_and_are_shown_inflated() -> None:
+    from websockets.trio.client import connect
+
+    messages = ["grüße " * 2000, "second message, same context", "🚀" * 100]
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            hub = Hub()
+            sink = ListSink()
+            hub.subscribe(sink)
+            relay = await nursery.start(run_demo, Settings(listen_port=0), hub)
+            host, port = relay.address[:2]
+            # websockets offers "permessage-deflate; client_max_window_bits", as browsers do.
+            async with connect(f"ws://{host}:{port}/echo", proxy=None) as ws:
+                assert ws.protocol.extensions  # negotiated
+                for message in messages:
+                    await ws.send(message)
+                    assert await ws.recv() == message
+            nursery.cancel_scope.cancel()
+    from wsinspect.events import ConnectionOpened, MessageSeen
+
+    opened = [e for e in sink.events if isinstance(e, ConnectionOpened)]
+    assert opened[0].extensions == "permessage-deflate"
+    frames = [e.frame for e in sink.events if isinstance(e, FrameSeen) and e.frame.opcode == 1]
+    assert [f.rsv1 for f in frames] == [True] * 6
+    shown = [(e.direction, e.message.payload.decode()) for e in sink.events
+             if isinstance(e, MessageSeen)]  # fmt: skip
+    assert shown == [(d, m) for m in messages for d in ("c2s", "s2c")]

@@ -28,14 +28,19 @@ async def _run(nursery: trio.Nursery, start_proxy: StartProxy, bad: bytes, stric
     upstream_frames: list = []  # type: ignore[type-arg]
 
     async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        parser = FrameParser(capture_limit=1 << 21)
+        data = rest
         while True:
-            frames = await _read_frame(stream)
-            upstream_frames.extend(frames)
-            if frames[0].opcode == 8:
-                got_close.set()
-                await stream.send_all(encode_frame(8, frames[0].payload))  # reply
+            for frame in parser.feed(data):
+                upstream_frames.append(frame)
+                if frame.opcode == 8:
+                    got_close.set()
+                    await stream.send_all(encode_frame(8, frame.payload))  # reply
+                    return
+                received.append(frame.payload)
+            data = await stream.receive_some(65536)
+            if not data:
                 return
-            received.append(frames[0].payload)
 
     proxy = await start_proxy(await start_raw_ws_server(nursery, server), strict=strict)
     client, _, _ = await raw_client(proxy.port)
@@ -85,3 +90,15 @@ async def test_without_strict_violations_are_forwarded_unchanged(
         assert received == [b"fine", b"unmasked"]
         seen = await proxy.sink.wait_for(FrameSeen, lambda f: f.frame.payload == b"unmasked")
         assert seen.delivered and seen.frame.violations[0].section == "RFC 6455 §5.1"
+
+
+async def test_strict_closes_after_a_long_violating_frame_that_streamed_through(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    with trio.fail_after(10):
+        big = encode_frame(2, b"u" * 600_000)  # unmasked client frame, many chunks long
+        _proxy, client, received, got_close, _ = await _run(nursery, start_proxy, big, strict=True)
+        await got_close.wait()
+        frames = await _read_frame(client)
+        assert frames[0].close_code == 1002
+        assert received == [b"fine", b"u" * 600_000]  # it streamed on before it was complete

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.events import MouseScrollUp
-from tui_helpers import cursor_line, detail, lines, make_app, status
+from tui_helpers import cursor_line, detail, lines, make_app, settle, status
 from tui_sample import T0, Session
 
 from wsinspect.events import ConnectionOpened, Event
@@ -189,7 +189,7 @@ async def test_new_frames_are_followed_by_default(events: list[Event]) -> None:
     async with app.run_test(size=SIZE) as pilot:
         for event in more_frames(50, T0 + 5):
             app.ui.store.publish(event)
-        await pilot.pause(0.2)
+        await settle(app, pilot)
         assert app.ui.store.total == 94
         assert app.frames.follow
         assert '"late 49"' in cursor_line(app.frames)
@@ -208,7 +208,7 @@ async def test_moving_up_stops_following_and_the_selection_does_not_jump(events:
         assert "tick\\\":27" in before
         for event in more_frames(40, T0 + 5):
             app.ui.store.publish(event)
-        await pilot.pause(0.2)
+        await settle(app, pilot)
         assert app.ui.store.total == 84
         assert not app.frames.follow
         assert cursor_line(app.frames) == before
@@ -237,7 +237,7 @@ async def test_scrolling_up_with_the_mouse_stops_following(events: list[Event]) 
         assert table.scroll_y < top
         for event in more_frames(5, T0 + 5):
             app.ui.store.publish(event)
-        await pilot.pause(0.2)
+        await settle(app, pilot)
         assert table.scroll_y < top  # still where the user scrolled to
         assert "5 new ↓" in status(app)
 
@@ -251,7 +251,7 @@ async def test_selection_stays_on_its_frame_while_old_frames_are_evicted(events:
         selected = app.frames.selected
         for event in more_frames(30, T0 + 5):
             app.ui.store.publish(event)
-        await pilot.pause(0.2)
+        await settle(app, pilot)
         assert app.ui.store.dropped > 0
         assert app.frames.selected == selected
         assert "tick\\\":28" in cursor_line(app.frames)

@@ -6,6 +6,15 @@ frame is sent back with the same opcode and FIN bit (so fragmented messages come
 fragmented), pings are answered with pongs (§5.5.2), and a close frame is answered with a close
 frame carrying the same code (§5.5.1, §7.4). HTTP parsing is h11's, frames are
 ``wsinspect.wire.frames``'; nothing here goes through the relay.
+
+It accepts permessage-deflate (RFC 7692) when the offer lets it echo compressed frames as they
+came, RSV1 included, without a compressor of its own: the client inflates the server's stream,
+which is then exactly the stream its own deflater produced, so the LZ77 contexts stay in step.
+That holds when the server's side is unconstrained (no ``server_no_context_takeover``, no
+``server_max_window_bits``: the client's inflater keeps a 15-bit window, the most its deflater
+can use), which is the offer browsers make (``permessage-deflate; client_max_window_bits``).
+So the demo shows what a browser session really looks like: compressed frames, inflated
+messages.
 """
 
 from __future__ import annotations
@@ -18,13 +27,19 @@ from importlib import resources
 import h11
 import trio
 
+from wsinspect.wire.deflate import ExtensionError, parse_extensions
 from wsinspect.wire.frames import FrameParser, Opcode, encode_frame
 from wsinspect.wire.handshake import accept_key
 
-__all__ = ["DemoServer", "serve_demo"]
+__all__ = ["DemoServer", "accept_deflate", "serve_demo"]
 
 ECHO_PATH = "/echo"
 MAX_REQUEST = 64 * 1024
+# The largest frame echoed; a longer one is answered with close 1009 (RFC 6455 §7.4.1) rather
+# than echoed cut short (the parser keeps at most this much of a payload).
+MAX_FRAME = 16 * 1024 * 1024
+# The offer parameters that let the echo return compressed frames unchanged (see above).
+_ECHOABLE_DEFLATE_PARAMS = {"client_max_window_bits", "client_no_context_takeover"}
 
 
 @dataclass
@@ -66,13 +81,39 @@ async def _send(
             await stream.send_all(data)
 
 
-async def _echo(stream: trio.SocketStream, data: bytes) -> None:
-    """Echo frames until a close frame has been answered or the peer goes away."""
-    parser = FrameParser()
+def accept_deflate(offer: str | None) -> str | None:
+    """The ``Sec-WebSocket-Extensions`` answer to a client's offer: ``permessage-deflate`` when
+    one of its permessage-deflate offers can be echoed unchanged (RFC 7692 §5.1: the server
+    picks one offer; answering without parameters means a 15-bit window and context takeover
+    from the server), else ``None`` (no extension, §9.1)."""
+    if not offer:
+        return None
+    try:
+        offers = parse_extensions(offer)
+    except ExtensionError:
+        return None
+    for name, params in offers:
+        keys = [key for key, _ in params]
+        if (name == "permessage-deflate" and len(set(keys)) == len(keys)
+                and set(keys) <= _ECHOABLE_DEFLATE_PARAMS):  # fmt: skip
+            return "permessage-deflate"
+    return None
+
+
+async def _echo(stream: trio.SocketStream, data: bytes, *, deflate: bool = False) -> None:
+    """Echo frames until a close frame has been answered or the peer goes away. With
+    ``deflate`` negotiated, RSV1 (a compressed message, RFC 7692 §6) is echoed too."""
+    parser = FrameParser(capture_limit=MAX_FRAME)
     while True:
         for frame in parser.feed(data):
+            if frame.truncated:
+                await stream.send_all(encode_frame(Opcode.CLOSE, b"\x03\xf1frame too big to echo"))
+                return
             if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION):
-                await stream.send_all(encode_frame(frame.opcode, frame.payload, fin=frame.fin))
+                rsv1 = deflate and frame.rsv1
+                await stream.send_all(
+                    encode_frame(frame.opcode, frame.payload, fin=frame.fin, rsv1=rsv1)
+                )
             elif frame.opcode == Opcode.PING:
                 await stream.send_all(encode_frame(Opcode.PONG, frame.payload))
             elif frame.opcode == Opcode.CLOSE:
@@ -104,17 +145,20 @@ async def _handle(stream: trio.SocketStream, server: DemoServer) -> None:
         target = event.target.decode("latin-1").split("?")[0]
         upgrade = headers.get("upgrade", "").lower() == "websocket"
         if upgrade and target == ECHO_PATH and "sec-websocket-key" in headers:
-            response = h11.InformationalResponse(
-                status_code=101,
-                headers=[
-                    ("Upgrade", "websocket"),
-                    ("Connection", "Upgrade"),
-                    ("Sec-WebSocket-Accept", accept_key(headers["sec-websocket-key"])),
-                ],
-            )
-            await _send(stream, conn, response)
+            answer = [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", accept_key(headers["sec-websocket-key"])),
+            ]
+            # The offer may come in several header lines (RFC 6455 §9.1): one list.
+            offer = ", ".join(v.decode("latin-1") for n, v in event.headers
+                              if n.lower() == b"sec-websocket-extensions")  # fmt: skip
+            deflate = accept_deflate(offer)
+            if deflate is not None:
+                answer.append(("Sec-WebSocket-Extensions", deflate))
+            await _send(stream, conn, h11.InformationalResponse(status_code=101, headers=answer))
             trailing, _ = conn.trailing_data
-            await _echo(stream, bytes(trailing))
+            await _echo(stream, bytes(trailing), deflate=deflate is not None)
             return
         if event.method == b"GET" and target in ("/", "/index.html"):
             status, ctype, body = 200, "text/html; charset=utf-8", page(server.ws_url)

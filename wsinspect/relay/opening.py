@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["handle_client", "peer_name"]
 
 READ_SIZE = 16 * 1024
+LINGER = 1.0  # seconds to drain a refused client's input before closing
+LINGER_BYTES = 1 << 20
 
 
 def peer_name(stream: trio.abc.Stream) -> str:
@@ -59,6 +61,14 @@ async def _answer(stream: trio.abc.Stream, data: bytes) -> None:
             await stream.send_all(data)
             if isinstance(stream, trio.abc.HalfCloseableStream):
                 await stream.send_eof()
+                # Lingering close: closing with unread input would send an RST that can
+                # destroy the answer before the client reads it, so drain a little first.
+                with trio.move_on_after(LINGER):
+                    drained = 0
+                    while drained < LINGER_BYTES and (
+                        chunk := await stream.receive_some(READ_SIZE)
+                    ):
+                        drained += len(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
 

@@ -8,6 +8,7 @@ listener or another connection.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import time
 from typing import Any
@@ -23,7 +24,22 @@ from wsinspect.relay.opening import handle_client
 from wsinspect.relay.session import Session
 from wsinspect.relay.upstream import client_ssl_context
 
-__all__ = ["Relay", "serve", "server_ssl_context"]
+__all__ = ["Relay", "raise_fd_limit", "serve", "server_ssl_context"]
+
+
+def raise_fd_limit() -> None:
+    """Lift the soft open-files limit to the hard one: each relayed connection holds two
+    sockets, and the usual soft limit of 1024 would cap the proxy near 500 connections."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -81,6 +97,7 @@ async def serve(
     task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen and relay until cancelled; ``task_status.started(relay)`` once bound."""
+    raise_fd_limit()
     relay = Relay(settings, hub, hooks)
     install_faults(relay)  # Origin policy, idle timeout and --fault from the settings
     listeners: list[Any] = list(

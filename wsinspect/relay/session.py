@@ -584,6 +584,9 @@ class Session:
                 del buf[:n]
                 base = self._base[d] = f.end
                 self._tail_forwarded[d] = True
+                if self.strict and self._closing is None and _fault(f):
+                    # Too long to hold back: it went on, and the connection closes after it.
+                    await self._strict_close(d, f)
                 if not await self._after_frame(d, f):
                     return False
                 continue
