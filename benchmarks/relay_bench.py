@@ -43,7 +43,7 @@ MASK = b"\x37\xfa\x21\x3d"
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -424,7 +424,7 @@ def main() -> int:
             if not vals:
                 continue
             m = statistics.median(vals)
-            ratio = f" ({m / d:.2f}×)" if d else ""
+            ratio = f" ({m / d:.2f}×)" if d else ""  # noqa: RUF001
             row += f" | {t.name}: {m:>12,.1f}{ratio}"
         print(row)
     for key in results[targets[-1].name]:

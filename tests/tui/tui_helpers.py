@@ -37,12 +37,12 @@ def status(app: InspectorApp) -> str:
     return str(app.query_one("#status", Static).content)
 
 
-async def settle(app: InspectorApp, pilot: object, timeout: float = 10.0) -> None:
+async def settle(app: InspectorApp, pilot: object, limit: float = 10.0) -> None:
     """Wait until the UI has drained every published event and redrawn (bounded), instead of
     guessing how many timer ticks a loaded machine needs."""
     import time
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit
     await pilot.pause(0.05)  # type: ignore[attr-defined]
     while app.ui.store.pending and time.monotonic() < deadline:
         await pilot.pause(0.05)  # type: ignore[attr-defined]

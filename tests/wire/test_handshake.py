@@ -146,3 +146,25 @@ def test_upstream_refusal_is_kept_with_its_body_up_to_the_limit() -> None:
 )
 def test_path_prefix_joins_the_client_target(prefix: str, target: str, joined: str) -> None:
     assert join_target(prefix, target) == joined
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status_line"),
+    [
+        (REQUEST.replace(b"GET", b"PUT", 1), b"HTTP/1.1 400 Bad Request\r\n"),
+        (REQUEST.replace(b"Version: 13", b"Version: 8", 1), b"HTTP/1.1 426 Upgrade Required\r\n"),
+        (b"garbage\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+    ],
+)
+def test_refusals_have_a_standard_status_line_and_a_readable_reason(
+    request_bytes: bytes, status_line: bytes
+) -> None:
+    hs = ClientHandshake()
+    with pytest.raises(HandshakeError) as info:
+        request = hs.feed(request_bytes)
+        assert request is not None
+        validate_upgrade(request)
+    answer = hs.refuse(info.value.status, info.value.reason)
+    assert answer.startswith(status_line)
+    assert "bytearray" not in info.value.reason
+    assert answer.endswith(info.value.reason.encode() + b"\n")

@@ -16,6 +16,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import h11
 
@@ -201,7 +202,9 @@ class ClientHandshake:
             status = exc.error_status_hint
             if status == 431:
                 raise HandshakeError(431, "request headers too large") from None
-            raise HandshakeError(status, f"malformed HTTP request: {exc}") from None
+            # h11 appends the offending bytes as a bytearray repr: keep the sentence only.
+            detail = str(exc).split(": bytearray(", 1)[0]
+            raise HandshakeError(status, f"malformed HTTP request: {detail}") from None
         if event is h11.NEED_DATA:
             return None
         if isinstance(event, h11.ConnectionClosed):
@@ -272,17 +275,26 @@ class ClientHandshake:
         return _refusal_bytes(self.conn, status, out, body, http_reason)
 
 
+def _standard_phrase(status: int) -> str:
+    """``Bad Request`` for 400: the reason phrase clients and logs expect on a status line."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def _refusal_bytes(
     conn: h11.Connection, status: int, headers: list[tuple[str, str]], body: bytes, http_reason: str
 ) -> bytes:
     """Serialise a response with h11 (falling back to a minimal one if h11 cannot send now)."""
+    phrase = http_reason or _standard_phrase(status)
     try:
         data = (
             conn.send(
                 h11.Response(
                     status_code=status,
                     headers=_encode_headers(headers),
-                    reason=http_reason.encode("latin-1", "replace"),
+                    reason=phrase.encode("latin-1", "replace"),
                 )
             )
             or b""
@@ -294,9 +306,6 @@ def _refusal_bytes(
     except h11.LocalProtocolError:
         # The request never completed (431, malformed): h11 will not answer it, so write the
         # status line ourselves; the headers are ours and already valid.
-        from http import HTTPStatus
-
-        phrase = http_reason or (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error")  # fmt: skip
         lines = [f"HTTP/1.1 {status} {phrase}"] + [f"{n}: {v}" for n, v in headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
