@@ -1,4 +1,4 @@
-"""What the relay reports: frozen event types and their one dict form (recording format v1).
+"""What the relay reports: immutable event types and their one dict form (recording format v1).
 
 Every event is created by the relay (or a fault) in one place and turned into a dict in one
 place, ``to_dict``; ``event_from_dict`` is the inverse. The dict form is the recording line and
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import Frame
@@ -53,10 +53,15 @@ def decode_payload(value: str, encoding: str) -> bytes:
     return value.encode("utf-8") if encoding == "text" else base64.b64decode(value)
 
 
-def _frame_is_text(frame: Frame) -> bool:
-    # Text frames (and their continuations) are stored as text when they decode; so are close
-    # reasons, which the close_code/close_reason fields already carry.
-    return frame.opcode == 1 or (frame.opcode == 0 and frame.message_no > 0)
+def _recorded_text(d: dict[str, Any]) -> bool:
+    """``Frame.text`` of a recorded frame: stored as text, and of an opcode that may be text
+    without RSV1. (Recordings made before the flag existed stored the continuations of binary
+    messages as text when they decoded; those read back as text still.)"""
+    return (
+        d.get("encoding") == "text"
+        and d.get("opcode") in (0, 1)
+        and not d.get("rsv1", False)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +111,18 @@ class ConnectionOpened:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# FrameSeen and MessageSeen are not ``frozen``: a frozen dataclass's ``__init__`` sets every
+# field through ``object.__setattr__`` and costs ~4x more (600 vs 150 ns), and the relay builds
+# one of each per frame and per message on its hot path when something records or shows them.
+# Treat them as immutable all the same (nothing assigns to them after creation; the value hash
+# stays, as for ``wire.messages.Message``).
+@dataclass(slots=True, unsafe_hash=True)
 class FrameSeen:
-    """One frame that passed (or, with ``delivered=False``, was received and not passed on)."""
+    """One frame that passed (or, with ``delivered=False``, was received and not passed on).
+
+    In the dict form the payload is stored as text (``"encoding": "text"``) when ``frame.text``
+    says it may be text and it decodes as UTF-8, as base64 otherwise.
+    """
 
     type: ClassVar[str] = "frame"
     conn: int
@@ -120,7 +134,9 @@ class FrameSeen:
 
     def to_dict(self) -> dict[str, Any]:
         f = self.frame
-        payload, encoding = encode_payload(f.payload, _frame_is_text(f))
+        # The recording stores data frames' text as text; control payloads (ping/pong) are
+        # base64 even where the screen shows them as text (format v1: "everything else base64").
+        payload, encoding = encode_payload(f.payload, f.text and f.opcode < 8)
         d: dict[str, Any] = {
             "type": self.type,
             "conn": self.conn,
@@ -171,6 +187,7 @@ class FrameSeen:
             violations=tuple(Violation.from_dict(v) for v in d.get("violations", ())),
             message_no=d.get("message", 0),
             fragment_index=d.get("fragment", 0),
+            text=_recorded_text(d),
         )
         return cls(
             conn=d["conn"],
@@ -182,7 +199,7 @@ class FrameSeen:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see FrameSeen
 class MessageSeen:
     """A complete data message (reassembled, and inflated when compressed)."""
 
@@ -431,16 +448,16 @@ class Notice:
         return cls(d["ts"], d.get("level", "info"), d.get("text", ""), d.get("conn", 0))
 
 
-Event = Union[
-    ConnectionOpened,
-    FrameSeen,
-    MessageSeen,
-    ConnectionClosed,
-    HandshakeRejected,
-    HttpExchange,
-    FaultInjected,
-    Notice,
-]
+Event = (
+    ConnectionOpened
+    | FrameSeen
+    | MessageSeen
+    | ConnectionClosed
+    | HandshakeRejected
+    | HttpExchange
+    | FaultInjected
+    | Notice
+)
 
 _BY_TYPE: dict[str, Any] = {
     cls.type: cls

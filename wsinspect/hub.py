@@ -23,17 +23,23 @@ class Hub:
 
     ``wants_frames`` is false when no sink asked for per-frame events, so the relay can skip
     building them (it still counts frames, checks them and builds message events for sinks).
+    ``wants_traffic`` is false when no sink asked for frame or message events at all (none
+    subscribed, or only with ``frames=False, messages=False`` for connection-level events):
+    new connections then use the relay's light inspection tier (``wire.walker``), which walks
+    frame headers without parsing payloads. Subscribe sinks before the relay starts.
     """
 
-    __slots__ = ("_sinks", "wants_frames")
+    __slots__ = ("_sinks", "wants_frames", "wants_traffic")
 
     def __init__(self) -> None:
         self._sinks: list[Sink] = []
         self.wants_frames = False
+        self.wants_traffic = False
 
-    def subscribe(self, sink: Sink, *, frames: bool = True) -> None:
+    def subscribe(self, sink: Sink, *, frames: bool = True, messages: bool = True) -> None:
         self._sinks.append(sink)
         self.wants_frames = self.wants_frames or frames
+        self.wants_traffic = self.wants_traffic or frames or messages
 
     def unsubscribe(self, sink: Sink) -> None:
         self._sinks.remove(sink)

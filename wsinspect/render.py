@@ -113,9 +113,9 @@ def render_frame(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> str:
             if reason:
                 parts.append(preview(reason.encode(), text=True, width=width))
     else:
-        # Text where it decodes, except binary and compressed payloads, which read as hex.
-        is_text = f.opcode != 2 and not f.rsv1
-        parts.append(preview(f.payload, text=is_text, length=f.length, width=width))
+        # Text where it decodes and the inspector says the frame carries text (not binary,
+        # not compressed: see Frame.text); hex otherwise.
+        parts.append(preview(f.payload, text=f.text, length=f.length, width=width))
     if f.sha256:
         parts.append(f"sha256={f.sha256[:16]}…")
     if not event.delivered:

@@ -72,7 +72,10 @@ def test_cat_messages_prints_one_line_per_message(rec: Path, capsys: pytest.Capt
 def test_cat_json_prints_the_recorded_objects(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(cat, [str(rec), "--log-format", "json", "--opcode", "ping"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["type"], r["opcode"], r["payload"]) for r in rows] == [("frame", 9, "cA==")]
+    # Control payloads are recorded base64 (format v1: only text data is stored as text).
+    assert [(r["type"], r["opcode"], r["payload"], r["encoding"]) for r in rows] == [
+        ("frame", 9, "cA==", "base64")
+    ]
 
 
 @pytest.mark.parametrize("module", [cat, stats])

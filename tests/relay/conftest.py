@@ -20,14 +20,15 @@ from wsinspect.relay.server import serve as serve_proxy
 def start_proxy(nursery: trio.Nursery) -> StartProxy:
     """``await start_proxy(upstream_url, **settings)`` → a running ``Proxy`` on a free port."""
 
-    async def start(upstream: str, *, frames: bool = True, hooks: Hooks | None = None,
-                    **overrides: Any) -> Proxy:  # fmt: skip
+    async def start(upstream: str, *, frames: bool = True, messages: bool = True,
+                    hooks: Hooks | None = None, **overrides: Any) -> Proxy:  # fmt: skip
         settings = dataclasses.replace(
             Settings(listen_port=0, upstream=Upstream.parse(upstream)), **overrides
         )
         hub = Hub()
         sink = Collector()
-        hub.subscribe(sink, frames=frames)
+        # frames=False, messages=False: connection events only, so the light tier is used
+        hub.subscribe(sink, frames=frames, messages=messages)
         relay = await nursery.start(functools.partial(serve_proxy, hooks=hooks), settings, hub)
         return Proxy(relay, sink)
 

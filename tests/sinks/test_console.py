@@ -11,11 +11,13 @@ import trio
 from wsinspect.events import FrameSeen, Notice, event_from_dict
 from wsinspect.render import render_event
 from wsinspect.sinks.console import ConsoleSink
-from wsinspect.wire.frames import FrameParser, encode_frame
+from wsinspect.wire.frames import encode_frame
+from wsinspect.wire.inspector import Inspector
 
 
 def _frame_event(payload: bytes = b"hello") -> FrameSeen:
-    frame = FrameParser().feed(encode_frame(1, payload, mask_key=b"\x1a\x2b\x3c\x4d"))[0]
+    # Through the Inspector, as the relay does: it decides that the payload is text.
+    frame = Inspector("c2s").feed(encode_frame(1, payload, mask_key=b"\x1a\x2b\x3c\x4d"))[0]
     return FrameSeen(conn=3, seq=1, direction="c2s", ts=1_700_000_000.0, frame=frame)
 
 

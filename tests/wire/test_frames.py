@@ -208,6 +208,17 @@ def test_masking_in_pieces_equals_masking_at_once(payload: bytes, key: bytes, cu
     )
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(4090, 9000), st.binary(min_size=4, max_size=4), st.integers(0, 7))
+def test_masking_big_payloads_xors_every_byte_with_its_key_byte(
+    size: int, key: bytes, offset: int
+) -> None:
+    # Big payloads take the table path; §5.3: j-th octet XOR key[(offset + j) % 4].
+    payload = os.urandom(size)
+    expected = bytes(b ^ key[(offset + j) % 4] for j, b in enumerate(payload))
+    assert mask(payload, key, offset) == expected
+
+
 @given(
     st.sampled_from([0, 1, 2, 8, 9, 10, 3, 0xB]),
     st.binary(max_size=70000),

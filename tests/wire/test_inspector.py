@@ -103,13 +103,13 @@ def reference(direction: str, data: bytes, **kw: int | None) -> list[tuple[objec
     for f in parser.feed(data):
         v = checker.check(f)
         m = asm.add(f)
-        out.append((tuple(x.rule for x in v), f.message_no, f.fragment_index, m))
+        out.append((tuple(x.rule for x in v), f.message_no, f.fragment_index, m, f.text))
     return out
 
 
 def observed(frames: list[Frame]) -> list[tuple[object, ...]]:
     return [
-        (tuple(v.rule for v in f.violations), f.message_no, f.fragment_index, f.message)
+        (tuple(v.rule for v in f.violations), f.message_no, f.fragment_index, f.message, f.text)
         for f in frames
     ]
 

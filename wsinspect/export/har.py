@@ -286,7 +286,7 @@ def _entry_events(conn: int, entry: dict[str, Any]) -> list[Event]:
         frame = Frame(
             fin=True, rsv1=False, rsv2=False, rsv3=False, opcode=opcode,
             masked=direction == "c2s", mask_key=None, length=length, header=b"",
-            payload=payload, message_no=message_no,
+            payload=payload, message_no=message_no, text=opcode in (1, 9, 10),
         )  # fmt: skip
         out.append(FrameSeen(conn, seq, direction, when, frame))
         if opcode < 8:

@@ -228,7 +228,7 @@ async def _open_upstream(
         client=client, path=path, extensions=extensions,
         capture_limit=settings.capture_limit, strict=settings.strict,
         max_message_size=settings.max_message_size,
-        session_hooks=list(relay.hooks.session_hooks),
+        session_hooks=list(relay.hooks.session_hooks), light=relay.light,
     )  # fmt: skip
     # Registered before the 101 goes out: once the client is open, commands can find it.
     relay.sessions[conn] = session

@@ -69,6 +69,15 @@ class Relay:
             else None
         )
 
+    @property
+    def light(self) -> bool:
+        """Whether new sessions may use the light inspection tier (``wire.walker``): nothing
+        can observe or alter their frames — no sink wants frame or message events, no
+        ``--strict`` and no control socket (a fault added at run time needs full frames).
+        A session hook that installs a frame stage switches its session to full inspection."""
+        s = self.settings
+        return not (self.hub.wants_traffic or s.strict or s.control)
+
     def next_conn_id(self) -> int:
         self._next_conn += 1
         return self._next_conn

@@ -3,9 +3,16 @@
 Each pump reads what one side sent and forwards it to the other side *as received*: the chunk
 that came in is the chunk that goes out, so frame boundaries, RSV/opcode bits, mask keys and
 invalid frames all pass unchanged (the design's fidelity promise). The same bytes feed the
-direction's ``Inspector``, which yields frames for the events. A frame-aware path is taken only
-when something needs whole frames (a fault's stage, a blackhole, a proxy-initiated close, a
-``--strict`` violation); it goes back to chunk forwarding as soon as it can.
+direction's ``Inspector``, which yields frames for the events; when nothing can observe or alter
+frames (no sink wants frames or messages, no ``--strict``, no frame stage, no control socket) a
+``FrameWalker`` takes its place: the light tier, which only walks headers and counts. A
+frame-aware path is taken only when something needs whole frames (a fault's stage, a blackhole,
+a proxy-initiated close, a ``--strict`` violation); it goes back to chunk forwarding as soon as
+it can.
+
+A chunk's frames are published when it is received, before it is forwarded: the other
+direction may publish while this send waits, and events must keep receive order (a reply is
+never logged before the request it answers).
 
 How a connection ends is relayed, never decided by the proxy (RFC 6455 §7): close frames pass
 like any frame; a FIN from one side becomes a FIN to the other, an RST an RST (SO_LINGER 0),
@@ -25,11 +32,13 @@ from typing import TYPE_CHECKING, cast
 import trio
 
 from wsinspect.events import ConnectionClosed, FrameSeen, MessageSeen, Notice
+from wsinspect.relay.control import ControlError
 from wsinspect.relay.hooks import FrameIn, FrameStage, SessionHook
 from wsinspect.relay.upstream import raw_socket
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import Frame, encode_frame
 from wsinspect.wire.inspector import Inspector
+from wsinspect.wire.walker import FrameWalker
 
 if TYPE_CHECKING:
     from wsinspect.hub import Hub
@@ -38,6 +47,7 @@ __all__ = [
     "C2S",
     "CLOSE_TIMEOUT",
     "END_GRACE",
+    "RECEIVE_MAX",
     "RECEIVE_SIZE",
     "S2C",
     "STAGE_HOLD_LIMIT",
@@ -49,7 +59,17 @@ S2C = "s2c"
 SENDER = {C2S: "client", S2C: "upstream"}
 OTHER = {C2S: S2C, S2C: C2S}
 
-RECEIVE_SIZE = 256 * 1024  # big reads: many small frames per chunk under load
+# Read sizes adapt to the traffic: a read that fills the buffer means more is waiting, so the
+# next one is bigger (fewer, larger chunks for big messages); a read far below it shrinks it
+# back (a small allocation per read for small messages).
+RECEIVE_SIZE = 64 * 1024
+RECEIVE_MAX = 1 << 20
+# Light tier, Linux: a payload at least this long that nobody needs to see goes from socket to
+# socket through a pipe (splice(2)), never copied into Python; PIPE_SIZE bytes at a time.
+SPLICE_MIN = 64 * 1024
+PIPE_SIZE = 1 << 20
+CAN_SPLICE = hasattr(os, "splice")
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (named in the fcntl module from Python 3.10 on Linux)
 END_GRACE = 1.0  # after one side ended, how long the other may take to follow
 CLOSE_TIMEOUT = 5.0  # a proxy-initiated close waits this long for both close replies
 STAGE_HOLD_LIMIT = 16 << 20  # a stage sees whole frames up to this size
@@ -66,6 +86,31 @@ def _is_reset(exc: BaseException) -> bool:
             return True
         cur = cur.__cause__ or cur.__context__
     return False
+
+
+async def _send_chunk(dst: trio.abc.Stream, data: bytes) -> None:
+    """``dst.send_all(data)``, with one non-blocking write tried first on a plain TCP socket.
+
+    Trio's ``send_all`` yields to the scheduler after every successful send; on the hot path
+    that is a scheduler round per chunk and hop, which is most of the relay's own latency. The
+    pump yields once per chunk instead. Errors come out as trio's stream errors."""
+    if type(dst) is trio.SocketStream:
+        try:
+            n = os.write(dst.socket.fileno(), data)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket send failed: {exc}") from exc
+        if n == len(data):
+            return
+        await dst.send_all(memoryview(data)[n:])
+        return
+    await dst.send_all(data)
+
+
+def _splice(src: int, dst: int, n: int) -> int:
+    """Move up to ``n`` bytes between file descriptors in the kernel (Linux splice(2))."""
+    return os.splice(src, dst, n, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
 
 
 def _fault(f: Frame) -> Violation | None:
@@ -98,9 +143,12 @@ class Session:
         "_dst",
         "_ended",
         "_idle",
+        "_inspect_args",
         "_inspectors",
+        "_light",
         "_nursery",
         "_opened_mono",
+        "_pipes",
         "_pump_scopes",
         "_relayed_closes",
         "_reset",
@@ -141,6 +189,7 @@ class Session:
         strict: bool = False,
         max_message_size: int | None = None,
         session_hooks: Sequence[SessionHook] = (),
+        light: bool = False,
     ) -> None:
         self.hub = hub
         self.conn = conn
@@ -150,15 +199,10 @@ class Session:
         self._session_hooks = tuple(session_hooks)
         self._dst = {C2S: upstream_stream, S2C: client_stream}
         self._src = {C2S: client_stream, S2C: upstream_stream}
-        self._inspectors = {
-            d: Inspector(
-                d,
-                capture_limit=capture_limit,
-                extensions=extensions,
-                max_message_size=max_message_size,
-            )
-            for d in (C2S, S2C)
-        }
+        self._inspect_args = (capture_limit, extensions, max_message_size)
+        self._light = light and not strict
+        self._inspectors: dict[str, Inspector | FrameWalker] = {}
+        self._make_inspectors()
         self.opened_at = time.time()
         self._opened_mono = trio.current_time()
         self.last_data = self._opened_mono
@@ -186,6 +230,7 @@ class Session:
         self._reset = False
         self._cut = False  # cut() was called (maybe before run() started)
         self._pump_scopes: dict[str, trio.CancelScope] = {}
+        self._pipes: dict[str, tuple[int, int, int]] = {}  # splice pipes: read fd, write fd, size
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self.finished = trio.Event()
@@ -202,9 +247,38 @@ class Session:
     def publish(self, event: object) -> None:
         self.hub.publish(event)  # type: ignore[arg-type]
 
+    @property
+    def light(self) -> bool:
+        """Whether this session runs the light inspection tier (headers walked, not parsed)."""
+        return self._light
+
     def set_stage(self, direction: str, stage: FrameStage | None) -> None:
-        """Install (or with ``None`` remove) the frame stage of ``direction`` (see ``hooks``)."""
+        """Install (or with ``None`` remove) the frame stage of ``direction`` (see ``hooks``).
+
+        A stage needs fully parsed frames: a light session switches to full inspection if no
+        byte has been inspected yet (a hook's ``setup``), and refuses the stage otherwise."""
+        if stage is not None and self._light:
+            if any(self.bytes.values()):  # bytes were inspected: too late to switch
+                raise ControlError(
+                    f"connection #{self.conn} uses the light inspection tier (nothing observed "
+                    "its frames when it opened): frame faults cannot be added to it now"
+                )
+            self._light = False
+            self._make_inspectors()
         self._stages[direction] = stage
+
+    def _make_inspectors(self) -> None:
+        capture_limit, extensions, max_message_size = self._inspect_args
+        for d in (C2S, S2C):
+            if self._light:
+                self._inspectors[d] = FrameWalker(d, capture_limit=capture_limit)
+            else:
+                self._inspectors[d] = Inspector(
+                    d,
+                    capture_limit=capture_limit,
+                    extensions=extensions,
+                    max_message_size=max_message_size,
+                )
 
     def wrap_sender(
         self, direction: str, wrap: Callable[[trio.abc.Stream], trio.abc.Stream]
@@ -298,10 +372,11 @@ class Session:
                     setup = getattr(hook, "setup", None)
                     if setup is not None:
                         setup(self)  # synchronous: stages are in place before the first byte
-                nursery.start_soon(pump, C2S, client_first)
                 nursery.start_soon(pump, S2C, upstream_first)
                 for hook in self._session_hooks:
                     nursery.start_soon(hook, self)
+                # The session's own task pumps client → upstream: one task fewer per connection.
+                await pump(C2S, client_first)
         except Exception as exc:  # one connection's bug never takes the proxy down
             cause: BaseException = exc
             while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
@@ -309,6 +384,10 @@ class Session:
             self._note_end("proxy", "error", f"{type(cause).__name__}: {cause}")
             self.hub.publish(Notice(time.time(), "error", f"relay error: {cause!r}", self.conn))
         finally:
+            for r, w, size in self._pipes.values():
+                if size:
+                    os.close(r)
+                    os.close(w)
             with trio.CancelScope(shield=True):
                 await self._close_streams()
             self._publish_closed()
@@ -368,10 +447,16 @@ class Session:
             )
         )
 
+    def _frame_start(self, d: str) -> int:
+        """Stream offset where direction ``d``'s frame in progress began (bytes fed so far
+        when none is)."""
+        insp = self._inspectors[d]
+        p = insp if isinstance(insp, FrameWalker) else insp.parser
+        return p.offset - p.pending
+
     def _dst_at_boundary(self, d: str) -> bool:
         """No frame of direction ``d`` is partly forwarded (a frame of ours may go in now)."""
-        parser = self._inspectors[d].parser
-        if parser.pending == 0 or parser.offset - parser.pending >= self._base[d]:
+        if self._frame_start(d) >= self._base[d]:
             return True  # no frame in progress, or it is held whole in the buffer
         return not self._tail_forwarded[d]
 
@@ -415,41 +500,80 @@ class Session:
     async def _pump(self, d: str, first: bytes) -> None:
         src = self._src[d]
         side = SENDER[d]
+        # A plain TCP socket is read directly (see ``_send_chunk``): other tasks run once
+        # between a chunk's send and the next read (so more has come by then, in fewer and
+        # bigger chunks), and in the wait when nothing has come. TLS and test streams go
+        # through ``receive_some``.
+        fd = src.socket.fileno() if type(src) is trio.SocketStream else -1
+        size = RECEIVE_SIZE
+        # Where long payloads are spliced, reads stay small: they catch the headers, and the
+        # payload that follows one is left in the kernel for splice.
+        max_size = RECEIVE_SIZE if self._light and CAN_SPLICE else RECEIVE_MAX
+        waited = False
         with trio.CancelScope() as scope:
             self._pump_scopes[d] = scope
             data = first
             while True:
                 if not data:
+                    spliced = 0
                     try:
-                        # trio sockets return bytes (typed bytes | bytearray)
-                        data = cast(bytes, await src.receive_some(RECEIVE_SIZE))
+                        if fd < 0:
+                            # trio sockets return bytes (typed bytes | bytearray)
+                            data = cast(bytes, await src.receive_some(size))
+                        else:
+                            if not waited:
+                                await trio.lowlevel.checkpoint()
+                            waited = False
+                            try:
+                                # Inside a long payload nobody watches: splice, don't read.
+                                want = self._splice_size(d)
+                                if want:
+                                    spliced = _splice(fd, self._pipes[d][1], want)
+                                else:
+                                    data = os.read(fd, size)
+                            except BlockingIOError:
+                                await trio.lowlevel.wait_readable(fd)
+                                waited = True
+                                continue
                     except trio.ClosedResourceError:
                         return  # we closed it (the other side ended first)
                     except (trio.BrokenResourceError, OSError) as exc:
                         await self._ended_by(d, "rst" if _is_reset(exc) else "error", exc)
                         return
-                    if not data:
+                    if spliced:
+                        if not await self._relay_spliced(d, spliced):
+                            return
+                        continue
+                    if not data:  # end of stream (a read or a splice of 0 bytes)
                         await self._ended_by(d, "fin", None)
                         return
+                    if len(data) == size:
+                        size = min(size * 4, max_size)
+                    elif len(data) < size >> 2:
+                        size = max(size >> 2, RECEIVE_SIZE)
                 if not await self._relay_chunk(d, side, data):
                     return
                 data = b""
 
     async def _relay_chunk(self, d: str, side: str, data: bytes) -> bool:
-        """Inspect, forward and publish one chunk; ``False`` when the pump must stop."""
+        """Inspect, publish and forward one chunk; ``False`` when the pump must stop."""
         ts = time.time()
         now = trio.current_time()
         self.bytes[d] += len(data)
-        frames = self._inspectors[d].feed(data)
-        if (
-            self._stages[d] is None
-            and not self.blackholed
-            and self._closing is None
-            and not self._buf[d]
-            and self._tail_forwarded[d]
-            and not (self.strict and any(_fault(f) for f in frames))
-        ):
-            # The fast path: the chunk goes on exactly as it came.
+        insp = self._inspectors[d]
+        if self._light:
+            walker = cast(FrameWalker, insp)
+            n, nd = walker.frames, walker.data_frames
+            frames = walker.feed(data)
+            if walker.frames != n:
+                self._walked(d, walker, n, nd, now)
+        else:
+            frames = insp.feed(data)
+        if self._forwarding(d) and not (self.strict and any(_fault(f) for f in frames)):
+            # The fast path: the chunk goes on exactly as it came, its frames published first.
+            first = self.seq + 1
+            closes = self._publish_frames(d, frames, ts, now) if frames else False
+            last = self.seq
             if self._writing[d]:
                 await self._claim(d)
             else:
@@ -458,24 +582,109 @@ class Session:
             # frame in progress as (being) forwarded and waits for its end.
             self._base[d] += len(data)
             try:
-                await self._dst[d].send_all(data)
+                await _send_chunk(self._dst[d], data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self._publish_frames(d, frames, ts, now, False)
+                self._not_delivered(d, first, last)
                 await self._peer_gone(d, exc)
                 return False
             finally:
                 self._release(d)
-            self._publish_frames(d, frames, ts, now, True)
+            if closes:
+                self._closes_passed(d, frames)
             return True
         return await self._relay_frames(d, side, data, frames, ts, now)
 
+    def _forwarding(self, d: str) -> bool:
+        """Whether direction ``d`` passes chunks on as they come (the fast path)."""
+        return (
+            self._stages[d] is None
+            and not self.blackholed
+            and self._closing is None
+            and not self._buf[d]
+            and self._tail_forwarded[d]
+        )
+
+    def _walked(self, d: str, walker: FrameWalker, frames: int, data: int, now: float) -> None:
+        """Light tier: the walker completed frames (it had ``frames``/``data`` before); the
+        counts and activity times come from its counters."""
+        self.frames[d] = walker.frames
+        if walker.data_frames != data:
+            self.last_data = now
+        if walker.frames - frames != walker.data_frames - data:
+            self.last_control = now
+
+    def _splice_size(self, d: str) -> int:
+        """Bytes the next read of ``d`` may splice instead (0: read them): light tier, inside
+        a long payload, forwarding as it comes to a plain socket."""
+        if not self._light or not CAN_SPLICE:
+            return 0
+        n = cast(FrameWalker, self._inspectors[d]).passing
+        if n < SPLICE_MIN or type(self._dst[d]) is not trio.SocketStream:
+            return 0
+        if not self._forwarding(d):
+            return 0
+        pipe = self._pipes.get(d) or self._open_pipe(d)
+        return min(n, pipe[2])
+
+    def _open_pipe(self, d: str) -> tuple[int, int, int]:
+        """``d``'s splice pipe, made on its first long payload; size 0 (no splicing) when
+        the process is out of file descriptors."""
+        import fcntl  # POSIX only, like splice
+
+        try:
+            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            self._pipes[d] = (-1, -1, 0)  # do not try again on every read
+            return self._pipes[d]
+        try:
+            size = fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # over the system's pipe limits: the default size will do
+            size = 64 * 1024
+        pipe = self._pipes[d] = (r, w, size)
+        return pipe
+
+    async def _relay_spliced(self, d: str, n: int) -> bool:
+        """The fast path for ``n`` payload bytes spliced into ``d``'s pipe: count them, then
+        splice them on to the receiver; ``False`` when the pump must stop."""
+        self.bytes[d] += n
+        walker = cast(FrameWalker, self._inspectors[d])
+        frames, data = walker.frames, walker.data_frames
+        walker.skip(n)
+        if walker.frames != frames:
+            self._walked(d, walker, frames, data, trio.current_time())
+        if self._writing[d]:
+            await self._claim(d)
+        else:
+            self._writing[d] = True
+        self._base[d] += n  # handled before the await, as in ``_relay_chunk``
+        dst = self._dst[d]
+        assert isinstance(dst, trio.SocketStream)
+        out = dst.socket.fileno()
+        r = self._pipes[d][0]
+        try:
+            while n:
+                try:
+                    n -= _splice(r, out, n)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(out)
+        except OSError as exc:
+            await self._peer_gone(d, exc)
+            return False
+        finally:
+            self._release(d)
+        return True
+
     def _publish_frames(
-        self, d: str, frames: list[Frame], ts: float, now: float, delivered: bool
-    ) -> None:
-        """Count, note and publish the frames of one chunk (the per-frame hot loop: keep it
-        to attribute reads and, when a sink wants them, one event per frame/message)."""
+        self, d: str, frames: list[Frame], ts: float, now: float, delivered: bool = True
+    ) -> bool:
+        """Count, note and publish the frames of one chunk; whether a close frame is among
+        them (the caller notes it relayed once it was sent). The per-frame hot loop: keep it
+        to attribute reads and, when a sink wants them, one event per frame/message. In the
+        light tier the walker has counted them and no sink wants them."""
         if not frames:
-            return
+            return False
+        if self._light:
+            return any(f.opcode == 8 for f in frames)
         publish = self.hub.publish
         conn = self.conn
         seq = self.seq
@@ -497,15 +706,28 @@ class Session:
             seq += len(frames)
         self.seq = seq
         self.frames[d] += len(frames)
-        if control:
-            self.last_control = now
-            if delivered:
-                for f in frames:
-                    if f.opcode == 8:
-                        self._close_passed(d, f)
-            if all(f.opcode >= 8 for f in frames):
-                return
-        self.last_data = now
+        if not control:
+            self.last_data = now
+            return False
+        self.last_control = now
+        if any(f.opcode < 8 for f in frames):
+            self.last_data = now
+        return any(f.opcode == 8 for f in frames)
+
+    def _not_delivered(self, d: str, first: int, last: int) -> None:
+        """Frames ``first``..``last`` were published as delivered before their send failed:
+        say that they were not (events are published in receive order, so they cannot wait
+        for the send)."""
+        if last < first or not self._wants_frames:
+            return
+        which = f"#{first}" if first == last else f"#{first} to #{last}"
+        text = f"frames {which} ({d}) were not delivered: the {SENDER[OTHER[d]]} is gone"
+        self.hub.publish(Notice(time.time(), "warning", text, self.conn))
+
+    def _closes_passed(self, d: str, frames: list[Frame]) -> None:
+        for f in frames:
+            if f.opcode == 8:
+                self._close_passed(d, f)
 
     def _close_passed(self, d: str, f: Frame) -> None:
         """A close frame was relayed: note it; both relayed = the handshake completed."""
@@ -620,7 +842,8 @@ class Session:
                     ok = False
                     await self._peer_gone(d, exc)
                     break
-            self._publish_frames(d, [f], ts, now, bool(outs) and ok)
+            if self._publish_frames(d, [f], ts, now, bool(outs) and ok) and outs and ok:
+                self._closes_passed(d, [f])
             if not ok:
                 return False
         # The frame in progress: hold it for a stage, else pass (or drop) what came of it.
@@ -633,7 +856,12 @@ class Session:
             piece = bytes(buf)
             buf.clear()
             self._base[d] = base + len(piece)
-            forward = not self.blackholed and (self._closing is None or not self._at_frame_start(d, base))  # fmt: skip
+            if self.blackholed:
+                forward = False
+            elif self._at_frame_start(d, base):
+                forward = self._closing is None  # a new frame: a pending close frame goes first
+            else:
+                forward = self._tail_forwarded[d]  # the rest of a frame goes as its start went
             self._tail_forwarded[d] = forward
             if forward:
                 try:
@@ -644,17 +872,20 @@ class Session:
         return True
 
     def _at_frame_start(self, d: str, base: int) -> bool:
-        parser = self._inspectors[d].parser
-        return parser.offset - parser.pending >= base
+        return self._frame_start(d) >= base
 
     async def _forward(self, d: str, raw: bytes, fs: list[Frame], ts: float, now: float) -> bool:
+        first = self.seq + 1
+        closes = self._publish_frames(d, fs, ts, now)  # before the send: receive order
+        last = self.seq
         try:
             await self._send(d, raw)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._publish_frames(d, fs, ts, now, False)
+            self._not_delivered(d, first, last)
             await self._peer_gone(d, exc)
             return False
-        self._publish_frames(d, fs, ts, now, True)
+        if closes:
+            self._closes_passed(d, fs)
         return True
 
     async def _after_frame(self, d: str, f: Frame) -> bool:

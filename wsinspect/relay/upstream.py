@@ -10,6 +10,7 @@ refused, unreachable or unresolvable upstream, a TLS failure or a bad 101, 504 f
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 from collections.abc import Sequence
@@ -99,7 +100,7 @@ async def connect(
     callers bound the time (``UpstreamError(504)`` is theirs to raise on timeout).
     """
     try:
-        tcp = await trio.open_tcp_stream(host, port)
+        tcp = await _open_tcp(host, port)
     except OSError as exc:  # includes gaierror and the OSError trio raises for all attempts
         raise UpstreamError(502, f"cannot connect to {host}:{port}: {_describe(exc)}") from exc
     if ssl_context is None:
@@ -113,6 +114,23 @@ async def connect(
         await trio.aclose_forcefully(tcp)
         raise UpstreamError(502, f"TLS with {host}:{port} failed: {_describe(exc)}") from exc
     return stream
+
+
+async def _open_tcp(host: str, port: int) -> trio.SocketStream:
+    """``trio.open_tcp_stream``, minus its name resolution and Happy Eyeballs machinery (a
+    nursery and a task per attempt) when ``host`` is an IP address: one address, one attempt,
+    and connections open faster under load."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 def raw_socket(stream: trio.abc.Stream) -> socket.socket | None:

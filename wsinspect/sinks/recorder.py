@@ -6,8 +6,12 @@ every event in the order the relay published them (``wsinspect.events`` defines 
 Writing is split in two so the relay's hot path stays cheap: :meth:`Recorder.publish` only
 appends the event to a list, and :meth:`Recorder.run` (a Trio task) turns the batch into JSON,
 writes it and flushes it at least every ``interval`` seconds (100 ms), in a worker thread so a
-big batch or a slow disk never stalls the relay. After ``kill -9`` at most the last interval is
+big batch or a slow disk does not stall the relay. After ``kill -9`` at most the last interval is
 missing and the last line may be torn; :func:`read_recording` skips a torn line with a warning.
+A disk slower than the traffic holds the relay back instead of letting the backlog grow
+(``_MAX_BACKLOG``): the recording stays complete and the loss bound holds, at the disk's speed.
+Big payloads are never copied into the text of their line: their base64 (or escaped text) goes
+to the file as it is (a copy of a fresh megabyte costs about a millisecond).
 
 Reading also accepts a HAR file saved from Chrome DevTools (detected by content, see
 ``wsinspect.export.har``), so a browser session can be inspected with ``cat`` and ``stats``.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from binascii import b2a_base64
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -96,18 +101,55 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 _B = ("false", "true")
-_CHUNK = 200  # events serialised between two checkpoints of the recorder task
+_CHUNK = 200  # events serialised between two checkpoints of the recorder task...
+_CHUNK_BYTES = 1 << 20  # ...or fewer, once this much big payload is serialised
 _TICK = 0.01  # how often pending events are serialised (written every ``interval``)
+#: Payloads from this size on are serialised to bytes pieces that go to the file as they are.
+_BIG = 1 << 14
+#: Serialised bytes waiting beyond which the relay waits for the disk (see ``_write_ready``).
+_MAX_BACKLOG = 64 << 20
+
+#: A serialised line: its text, or for a big payload its pieces ``[text, bytes..., text]`` (the
+#: payload's JSON in the middle, never copied into the text around it).
+Line = str | list[str | bytes]
+#: A payload value in JSON: a string literal, or the bytes pieces of a big one.
+_Value = str | list[str | bytes]
+
+# "fin":...,"rsv1":...,"rsv2":...,"rsv3":...,"opcode":... for each first header byte (§5.2).
+_FLAGS = [
+    f'"fin":{_B[b >> 7]},"rsv1":{_B[b >> 6 & 1]},"rsv2":{_B[b >> 5 & 1]},'
+    f'"rsv3":{_B[b >> 4 & 1]},"opcode":{b & 15}'
+    for b in range(256)
+]
+_UNMASKED = ',"masked":false,"mask":null,"len":'
 
 
-def _payload_json(payload: bytes, text: bool) -> tuple[str, str]:
-    """``events.encode_payload``, already as JSON string literals."""
+def _payload_json(payload: bytes, text: bool) -> tuple[_Value, str]:
+    """``events.encode_payload``, already as JSON: ``(value, encoding)``.
+
+    A big payload's value is a list of bytes pieces (quotes and base64, or the escaped UTF-8
+    text), so that the megabyte is not copied again into a line, a batch and its encoding: each
+    copy of a fresh megabyte costs about a millisecond in page faults.
+    """
     if text:
         try:
-            return _json_str(payload.decode("utf-8")), '"text"'
+            s = payload.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    return '"' + b2a_base64(payload, newline=False).decode("ascii") + '"', '"base64"'
+        else:
+            if len(payload) < _BIG:
+                return _json_str(s), '"text"'
+            return [_json_str(s).encode("utf-8")], '"text"'
+    if len(payload) < _BIG:
+        return '"' + b2a_base64(payload, newline=False).decode("ascii") + '"', '"base64"'
+    return [b'"', b2a_base64(payload, newline=False), b'"'], '"base64"'
+
+
+def _line_text(line: Line) -> str:
+    """A line's whole text (for tests and the self-check)."""
+    if isinstance(line, str):
+        return line
+    return "".join(p if isinstance(p, str) else p.decode("utf-8") for p in line)
 
 
 # The last payload serialised and its JSON form: a one-frame message carries the very same bytes
@@ -121,64 +163,100 @@ _last_ts: list[Any] = [None, "null"]
 _DIRS = {"c2s": '"c2s"', "s2c": '"s2c"'}
 
 
-def _dir_json(direction: str) -> str:
-    return _DIRS.get(direction) or _json_str(direction)
-
-
-def _ts_json(ts: float) -> str:
-    last = _last_ts
-    if ts == last[0]:
-        text: str = last[1]
-        return text
-    text = repr(ts)  # what the json module writes for a float
-    last[0], last[1] = ts, text
-    return text
-
-
-def _frame_line(e: FrameSeen) -> str | None:
+def _frame_line(e: FrameSeen) -> Line | None:
     """The JSON line of a common frame event, built directly: the same text as encoding
     ``e.to_dict()`` (a test holds them equal) at a fraction of the cost, since this runs once per
-    frame. ``None`` for the uncommon cases (close frames, violations, truncated, undelivered),
-    which take the general path."""
+    frame. ``None`` for the uncommon cases (close frames, violations, truncated, undelivered,
+    no header bytes), which take the general path.
+
+    Written for speed (every attribute read and call counts at ~1 µs a line): small payloads
+    are encoded inline and the line is one f-string.
+    """
     f = e.frame
-    if f.violations or f.opcode == 8 or f.sha256 is not None or not e.delivered:
+    header = f.header
+    if f.violations or f.opcode == 8 or f.sha256 is not None or not e.delivered or not header:
         return None
     key = f.mask_key
-    mask = "null" if key is None else '"' + key.hex() + '"'
-    text = f.opcode == 1 or (f.opcode == 0 and f.message_no > 0)
-    payload, encoding = _payload_json(f.payload, text)
-    if f.message is not None and text == (f.message.opcode == 1):
-        _last_payload[:] = (f.payload, payload, encoding)
-    return (
-        f'{{"type":"frame","conn":{e.conn!r},"seq":{e.seq!r},"dir":{_dir_json(e.direction)},'
-        f'"ts":{_ts_json(e.ts)},"fin":{_B[f.fin]},"rsv1":{_B[f.rsv1]},"rsv2":{_B[f.rsv2]},'
-        f'"rsv3":{_B[f.rsv3]},"opcode":{f.opcode!r},"masked":{_B[f.masked]},'
-        f'"mask":{mask},"len":{f.length!r},'
-        f'"header":"{f.header.hex()}","payload":{payload},"encoding":{encoding},'
-        f'"truncated":{_B[len(f.payload) < f.length]},"message":{f.message_no!r},'
-        f'"fragment":{f.fragment_index!r},"violations":[]}}'
+    if key is None:
+        mask = ',"masked":true,"mask":null,"len":' if f.masked else _UNMASKED
+    else:
+        mask = f',"masked":{_B[f.masked]},"mask":"{key.hex()}","len":'
+    data = f.payload
+    text = f.text and f.opcode < 8  # control payloads: base64 (see FrameSeen.to_dict)
+    payload: _Value | None = None
+    if len(data) < _BIG:
+        if text:
+            try:
+                payload = _json_str(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                payload = None  # not UTF-8 after all (a character cut between fragments)
+        if payload is None:
+            payload = '"' + b2a_base64(data, newline=False).decode("ascii") + '"'
+            encoding = '"base64"'
+        else:
+            encoding = '"text"'
+    else:
+        payload, encoding = _payload_json(data, text)
+    message = f.message
+    if message is not None and text == (message.opcode == 1):
+        last = _last_payload
+        last[0] = data
+        last[1] = payload
+        last[2] = encoding
+    ts = e.ts
+    lts = _last_ts
+    if ts == lts[0]:
+        ts_text = lts[1]
+    else:
+        ts_text = lts[1] = repr(ts)  # what the json module writes for a float
+        lts[0] = ts
+    d = e.direction
+    # The flags come from the header byte they were parsed from: one lookup, not five.
+    head = (
+        f'{{"type":"frame","conn":{e.conn!r},"seq":{e.seq!r},"dir":{_DIRS.get(d) or _json_str(d)},'
+        f'"ts":{ts_text},{_FLAGS[header[0]]}{mask}{f.length!r},"header":"{header.hex()}",'
+        '"payload":'
     )
+    tail = (
+        f',"encoding":{encoding},"truncated":{_B[len(data) < f.length]},'
+        f'"message":{f.message_no!r},"fragment":{f.fragment_index!r},"violations":[]}}'
+    )
+    if payload.__class__ is str:
+        return f"{head}{payload}{tail}"
+    return [head, *payload, tail]
 
 
-def _message_line(e: MessageSeen) -> str | None:
+def _message_line(e: MessageSeen) -> Line | None:
     """The JSON line of a message event, built directly (same text as ``e.to_dict()``);
     ``None`` for a message with a ``note`` (general path)."""
     m = e.message
     if m.note:
         return None
     last = _last_payload
+    payload: _Value
     if m.payload is last[0]:
         payload, encoding = last[1], last[2]
     else:
         payload, encoding = _payload_json(m.payload, m.opcode == 1)
     last[0] = None
+    ts = e.ts
+    lts = _last_ts
+    if ts == lts[0]:
+        ts_text = lts[1]
+    else:
+        ts_text = lts[1] = repr(ts)
+        lts[0] = ts
+    d = e.direction
     wire = f',"wire_len":{m.wire_len!r}' if m.compressed else ""
-    return (
-        f'{{"type":"message","conn":{e.conn!r},"dir":{_dir_json(e.direction)},"ts":{_ts_json(e.ts)},'
-        f'"message":{e.message_no!r},"opcode":{m.opcode!r},"len":{m.length!r},'
-        f'"payload":{payload},"encoding":{encoding},"frames":{m.frames!r},'
-        f'"truncated":{_B[m.truncated]}{wire}}}'
+    head = (
+        f'{{"type":"message","conn":{e.conn!r},"dir":{_DIRS.get(d) or _json_str(d)},'
+        f'"ts":{ts_text},"message":{e.message_no!r},"opcode":{m.opcode!r},"len":{m.length!r},'
+        '"payload":'
     )
+    tail = f',"encoding":{encoding},"frames":{m.frames!r},"truncated":{_B[m.truncated]}{wire}}}'
+    if payload.__class__ is str:
+        return f"{head}{payload}{tail}"
+    return [head, *payload, tail]
 
 
 # The fields the fast lines know. If the event types change (a field added to ``to_dict``),
@@ -187,7 +265,8 @@ _KNOWN_FIELDS = {
     FrameSeen: ("conn", "seq", "direction", "ts", "frame", "delivered"),
     MessageSeen: ("conn", "direction", "ts", "message", "message_no"),
     Frame: ("fin", "rsv1", "rsv2", "rsv3", "opcode", "masked", "mask_key", "length", "header",
-            "payload", "start", "sha256", "violations", "message_no", "fragment_index", "message"),
+            "payload", "start", "sha256", "violations", "message_no", "fragment_index", "message",
+            "text"),
     Message: ("opcode", "payload", "length", "wire_len", "frames", "truncated", "compressed",
               "note"),
 }  # fmt: skip
@@ -200,21 +279,67 @@ def _fast_path_agrees() -> bool:
         if tuple(f.name for f in fields(cls)) != names:
             return False
     frame = Frame(True, False, False, False, 1, True, b"abcd", 2, b"\x81\x82abcd", b"hi",
-                  message_no=1)  # fmt: skip
+                  message_no=1, text=True)  # fmt: skip
     frame.message = Message(1, b"hi", 2, 2, 1)
+    big = bytes(range(256)) * (_BIG // 256)
     samples: list[Event] = [
         FrameSeen(1, 2, "c2s", 1.5, frame),
         MessageSeen(1, "c2s", 1.5, frame.message, 1),
         MessageSeen(1, "s2c", 2.5, Message(2, b"\xff", 1, 3, 1, compressed=True), 2),
-    ]
+        FrameSeen(1, 3, "s2c", 2.5, Frame(True, True, False, False, 2, False, None, len(big),
+                                          b"\xc2\x7e" + len(big).to_bytes(2, "big"), big)),
+        MessageSeen(1, "s2c", 2.5, Message(1, b"\xc3\xa9" * _BIG, 2 * _BIG, 9, 1), 3),
+    ]  # fmt: skip
     for event in samples:
         fast = _frame_line(event) if isinstance(event, FrameSeen) else _message_line(event)  # type: ignore[arg-type]
-        if fast != _dumps(event.to_dict()):
+        if fast is None or _line_text(fast) != _dumps(event.to_dict()):
             return False
     return True
 
 
 _FAST = _fast_path_agrees()
+# Event type → its fast line builder (none when the self-check failed).
+_FAST_LINES: dict[type, Callable[[Any], Line | None]] = (
+    {FrameSeen: _frame_line, MessageSeen: _message_line} if _FAST else {}
+)
+
+
+def _encode_lines(serialise: Callable[[Event], Line], events: list[Event], pos: int,
+                  stop: int) -> tuple[list[bytes], int]:  # fmt: skip
+    """Serialise ``events[pos:stop]`` to the bytes to write, newline after each line; stop early
+    once ``_CHUNK_BYTES`` of big payloads are done. Returns the bytes and where it stopped.
+    Frame and message events take the fast lines; the rest (and the fast lines' uncommon cases)
+    go through ``serialise``.
+
+    Small lines are joined and encoded once; a big payload's pieces go out as they are.
+    """
+    out: list[bytes] = []
+    lines: list[str] = []
+    big = 0
+    fast_line = _FAST_LINES.get
+    while pos < stop:
+        event = events[pos]
+        pos += 1
+        # Exact types: a subclass may add fields the fast lines do not know.
+        fast = fast_line(event.__class__)
+        line = fast(event) if fast is not None else None
+        if line is None:
+            line = serialise(event)
+        if line.__class__ is str:
+            lines.append(line)
+            continue
+        # [head, payload pieces..., tail]: the head ends the text so far, the tail starts anew.
+        lines.append(line[0])  # type: ignore[arg-type]
+        out.append("\n".join(lines).encode("utf-8"))
+        for piece in line[1:-1]:
+            out.append(piece)  # type: ignore[arg-type]
+            big += len(piece)
+        lines = [line[-1]]  # type: ignore[list-item]
+        if big >= _CHUNK_BYTES:
+            break
+    lines.append("")
+    out.append("\n".join(lines).encode("utf-8"))
+    return out, pos
 
 
 def _write_all(file: BinaryIO, chunks: list[bytes]) -> None:
@@ -239,19 +364,28 @@ class Recorder:
     A write error (disk full, file system gone) does not stop the relay: the batch is lost, the
     error is printed on stderr and published to the hub as an error ``Notice``, once until writes
     succeed again (then a second notice says how many events were lost).
+
+    The writing itself happens in one writer thread of its own, started by the first batch:
+    disk I/O releases the GIL, so the disk works while the relay and the serialising go on.
     """
 
     __slots__ = (
         "_batch",
         "_batch_pos",
+        "_cond",
         "_file",
         "_hub",
         "_lost",
         "_message",
         "_pending",
+        "_queue",
+        "_queued",
+        "_queued_bytes",
         "_ready",
         "_ready_count",
         "_redact",
+        "_stop",
+        "_thread",
         "failed",
         "interval",
         "path",
@@ -268,8 +402,16 @@ class Recorder:
         self._pending: list[Event] = []
         self._batch: list[Event] = []  # being serialised by ``_drain``...
         self._batch_pos = 0  # ...up to here
-        self._ready: list[bytes] = []  # serialised and encoded, not written yet
+        self._ready: list[bytes] = []  # serialised and encoded, not handed to the writer yet
         self._ready_count = 0
+        # The writer thread's work: (chunks, events, bytes) batches, in order. ``_cond`` guards
+        # the queue, its counts, ``_stop`` and ``_message``.
+        self._cond = threading.Condition()
+        self._queue: list[tuple[list[bytes], int, int]] = []
+        self._queued = 0  # events handed to the writer and not written yet
+        self._queued_bytes = 0
+        self._stop = False
+        self._thread: threading.Thread | None = None
         self.written = 0  # events written so far
         self._lost = 0  # events lost to write errors since the last failure report
         self.failed = False
@@ -313,7 +455,10 @@ class Recorder:
     @property
     def pending(self) -> int:
         """Events published and not written yet."""
-        return len(self._pending) + len(self._batch) - self._batch_pos + self._ready_count
+        return (
+            len(self._pending) + len(self._batch) - self._batch_pos + self._ready_count
+            + self._queued
+        )  # fmt: skip
 
     # -- the background side
 
@@ -356,24 +501,61 @@ class Recorder:
         self._batch, self._pending = self._pending, []
         self._batch_pos = 0
         serialise = self._serialise
-        while self._batch_pos < len(self._batch):
-            chunk = self._batch[self._batch_pos : self._batch_pos + _CHUNK]
-            self._ready.append(("\n".join(map(serialise, chunk)) + "\n").encode("utf-8"))
-            self._batch_pos += len(chunk)
-            self._ready_count += len(chunk)
+        batch = self._batch
+        while self._batch_pos < len(batch):
+            start = self._batch_pos
+            chunks, self._batch_pos = _encode_lines(
+                serialise, batch, start, min(len(batch), start + _CHUNK)
+            )
+            self._ready.extend(chunks)
+            self._ready_count += self._batch_pos - start
             await trio.lowlevel.checkpoint()
         self._batch, self._batch_pos = [], 0
 
     async def _write_ready(self) -> None:
-        """Write and flush the serialised text in a worker thread (disk I/O releases the GIL)."""
-        if not self._ready:
-            return
-        chunks = self._ready
-        count = self._ready_count
-        self._ready, self._ready_count = [], 0
-        # Not cancellable: the chunks are written whole or reported lost, never written twice.
-        await trio.to_thread.run_sync(self._write_chunks, chunks, count)
+        """Hand the serialised text to the writer thread.
+
+        Backpressure: when more than ``_MAX_BACKLOG`` bytes wait for the writer, the disk is not
+        keeping up with the traffic. This (the relay's) thread then blocks until the writer is
+        back under the bound, which holds the relay back: otherwise the backlog (and memory)
+        would grow without bound, and a crash would lose far more than the last interval. The
+        relay then runs at the speed of the disk.
+        """
+        if self._ready:
+            chunks, count = self._ready, self._ready_count
+            self._ready, self._ready_count = [], 0
+            size = sum(map(len, chunks))
+            cond = self._cond
+            with cond:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._writer, name="wsinspect-recorder", daemon=True
+                    )
+                    self._thread.start()
+                self._queue.append((chunks, count, size))
+                self._queued += count
+                self._queued_bytes += size
+                cond.notify_all()
+                while self._queued_bytes > _MAX_BACKLOG:
+                    cond.wait()
         self._report()
+
+    def _writer(self) -> None:
+        """The writer thread: write the queued batches in order until stopped and drained."""
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._queue and not self._stop:
+                    cond.wait()
+                if not self._queue:
+                    return
+                jobs, self._queue = self._queue, []
+            for chunks, count, size in jobs:
+                self._write_chunks(chunks, count)
+                with cond:
+                    self._queued -= count
+                    self._queued_bytes -= size
+                    cond.notify_all()
 
     def close(self) -> None:
         """Write whatever is pending and close the file (idempotent)."""
@@ -381,29 +563,32 @@ class Recorder:
             return
         rest = self._batch[self._batch_pos :] + self._pending
         self._batch, self._batch_pos, self._pending = [], 0, []
-        if rest:
-            self._ready.append(("\n".join(map(self._serialise, rest)) + "\n").encode("utf-8"))
-            self._ready_count += len(rest)
+        pos = 0
+        while pos < len(rest):
+            chunks, pos = _encode_lines(self._serialise, rest, pos, len(rest))
+            self._ready.extend(chunks)
+        self._ready_count += len(rest)
+        thread = self._thread
+        if thread is not None:
+            # The writer writes what it was given first; the rest follows from here, in order.
+            with self._cond:
+                self._stop = True
+                self._cond.notify_all()
+            thread.join()
+            self._thread = None
         if self._ready:
             self._write_chunks(self._ready, self._ready_count)
             self._ready, self._ready_count = [], 0
-            self._report()
+        self._report()
         try:
             self._file.close()
         except OSError as exc:
             self._fail(exc, 0)
             self._report()
 
-    def _serialise(self, event: Event) -> str:
-        # Exact types: a subclass may add fields the fast lines do not know.
-        if _FAST:
-            line = None
-            if type(event) is FrameSeen:
-                line = _frame_line(event)
-            elif type(event) is MessageSeen:
-                line = _message_line(event)
-            if line is not None:
-                return line
+    def _serialise(self, event: Event) -> Line:
+        """The general path: ``to_dict`` (redacted) as JSON. ``_encode_lines`` tries the fast
+        lines of frame and message events first."""
         d = event.to_dict()
         if self._redact and isinstance(event, ConnectionOpened | HandshakeRejected):
             d["request_headers"] = redact_headers(d["request_headers"])
@@ -412,7 +597,7 @@ class Recorder:
         return _dumps(d)
 
     def _write_chunks(self, chunks: list[bytes], count: int) -> None:
-        """Write ``count`` serialised events; runs in a worker thread (or at close).
+        """Write ``count`` serialised events; runs in the writer thread (or at close).
 
         No joining here: the worker would hold the GIL while it copies megabytes, and the
         relay's every socket call would wait for it.
@@ -425,28 +610,30 @@ class Recorder:
         self.written += count
         if self.failed:
             self.failed = False
-            self._message = (
-                "info",
-                f"recording to {self.path} resumed; {self._lost} events were lost",
-            )
+            with self._cond:
+                self._message = (
+                    "info",
+                    f"recording to {self.path} resumed; {self._lost} events were lost",
+                )
             self._lost = 0
 
     def _fail(self, exc: OSError, lost: int) -> None:
         self._lost += lost
         if not self.failed:
             self.failed = True
-            self._message = (
-                "error",
-                f"recording to {self.path} failed: {exc.strerror or exc}; "
-                "events are being lost (the relay keeps running)",
-            )
+            with self._cond:
+                self._message = (
+                    "error",
+                    f"recording to {self.path} failed: {exc.strerror or exc}; "
+                    "events are being lost (the relay keeps running)",
+                )
 
     def _report(self) -> None:
         # Runs in the Trio thread: the hub is not thread-safe.
-        message = self._message
+        with self._cond:
+            message, self._message = self._message, None
         if message is None:
             return
-        self._message = None
         level, text = message
         print(f"wsinspect: {level}: {text}", file=sys.stderr)
         if self._hub is not None:

@@ -140,8 +140,7 @@ def render_frame_detail(
         body = f.payload[2:] if len(f.payload) >= 2 else f.payload
         out.append_text(render_payload(body, mode, is_text=True, length=len(body)))
     else:
-        is_text = f.opcode == 1 or (f.opcode == 0 and not f.rsv1)
-        out.append_text(render_payload(f.payload, mode, is_text=is_text and not f.rsv1, length=f.length))
+        out.append_text(render_payload(f.payload, mode, is_text=f.text, length=f.length))
     return out
 
 

@@ -83,8 +83,7 @@ def frame_cells(
         m = message.message
         body = "⇣" + preview(m.payload, text=m.opcode == 1, length=m.length, width=max(8, room - 3))
     else:
-        is_text = f.opcode != 2 and not f.rsv1
-        body = preview(f.payload, text=is_text, length=f.length, width=max(8, room - 2))
+        body = preview(f.payload, text=f.text, length=f.length, width=max(8, room - 2))
     return [
         (head, "time"),
         (" " + ARROWS.get(event.direction, "?"), event.direction),

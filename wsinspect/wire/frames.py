@@ -65,17 +65,29 @@ def opcode_from_name(name: str) -> int:
     raise ValueError(f"unknown opcode name {name!r}")
 
 
+# XOR tables for ``bytes.translate``: _XOR[k] maps every byte b to b ^ k.
+_XOR = [bytes(b ^ k for b in range(256)) for k in range(256)]
+_MASK_BY_TABLE = 4096  # from this size on, four table lookups beat the big-integer XOR
+
+
 def mask(data: bytes, key: bytes, offset: int = 0) -> bytes:
     """XOR ``data`` with the 4-byte mask ``key`` (§5.3); masking and unmasking are the same.
 
     ``offset`` is the position of ``data[0]`` within the payload, so a payload can be unmasked in
-    pieces. Runs at C speed through one big-integer XOR.
+    pieces. Runs at C speed: one big-integer XOR for small payloads; for big ones, each of the
+    four byte lanes (every fourth byte) goes through ``bytes.translate`` with its key byte's XOR
+    table, 2-3x faster than the integer conversions (1 MiB: ~1 ms instead of ~3 ms).
     """
     n = len(data)
     if not n:
         return b""
     if offset & 3:
         key = key[offset & 3 :] + key[: offset & 3]
+    if n >= _MASK_BY_TABLE:
+        out = bytearray(n)
+        for lane in range(4):
+            out[lane::4] = data[lane::4].translate(_XOR[key[lane]])
+        return bytes(out)
     keystream = (key * ((n >> 2) + 1))[:n]
     return (int.from_bytes(data, "big") ^ int.from_bytes(keystream, "big")).to_bytes(n, "big")
 
@@ -87,7 +99,17 @@ class Frame:
     ``header`` holds the raw header bytes and ``payload`` the unmasked payload, cut at the capture
     limit (``truncated`` tells, ``sha256`` then holds the digest of the whole unmasked payload).
     ``start`` is the offset of the first header byte in its direction's byte stream. The last
-    four fields are filled by ``wire.inspector`` after parsing.
+    five fields are filled by ``wire.inspector`` after parsing.
+
+    ``text`` says whether the payload may be shown as text (where it decodes as UTF-8): true for
+    a text frame and the continuations of a text message (RFC 6455 §5.6) when the message is not
+    compressed (no RSV1 on its first frame, RFC 7692 §6), and for ping and pong frames, whose
+    application data is often a readable token. False for binary messages, compressed messages
+    (their payload is deflate output), close frames (``close_code``/``close_reason`` carry what
+    is readable) and reserved opcodes. The frame alone cannot tell (a continuation does not say
+    what it continues), so only the inspector, which follows the message, sets it; a frame built
+    anywhere else keeps the safe default, bytes shown as hex or base64. Every consumer (the
+    recording, the renderer, the TUI) reads this one flag.
     """
 
     fin: bool
@@ -106,6 +128,7 @@ class Frame:
     message_no: int = 0
     fragment_index: int = 0
     message: Message | None = None
+    text: bool = False
 
     @property
     def truncated(self) -> bool:

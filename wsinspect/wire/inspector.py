@@ -1,8 +1,10 @@
 """One direction's inspection pipeline: bytes → frames → checks → messages (→ inflated).
 
 The relay feeds every chunk it forwards to ``Inspector.feed`` and gets back the frames that the
-chunk completed, each with its violations, message number and, on the last frame of a data
-message, the completed ``Message`` (inflated when permessage-deflate compressed it).
+chunk completed, each with its violations, message number, ``text`` flag (whether its payload
+is uncompressed text of a text message, so it may be shown as text: see ``Frame``) and, on the
+last frame of a data message, the completed ``Message`` (inflated when permessage-deflate
+compressed it).
 
 ``feed`` is on the relay's hot path, so the common case costs a few integer comparisons: a
 complete, unfragmented, well-formed data frame of at most 125 bytes arriving while no message is
@@ -145,6 +147,7 @@ class Inspector:
                 frame.message_no = assembler.count
                 n = frame.length
                 frame.message = Message(b0 & 0x0F, payload, n, n, 1)
+                frame.text = b0 == 0x81  # an uncompressed text message (no RSV bits)
                 continue
             self._full(frame)
         return frames

@@ -50,6 +50,10 @@ class MessageAssembler:
 
     With an ``inflater``, a message whose first frame has RSV1 is compressed: its frames are
     inflated as they come and ``piece`` holds the inflated bytes the last ``add`` produced.
+
+    ``add`` also sets ``frame.text`` (see ``Frame``): the frames of a text message whose first
+    frame has no RSV1 (RFC 7692 §6: RSV1 there marks a compressed message, negotiated or not),
+    except a frame that sets RSV1 itself, and ping/pong frames without RSV1.
     """
 
     __slots__ = (
@@ -61,6 +65,7 @@ class MessageAssembler:
         "_opcode",
         "_parts",
         "_size",
+        "_text",
         "count",
         "piece",
     )
@@ -73,6 +78,7 @@ class MessageAssembler:
         self.count = 0  # messages started so far
         self._opcode: int | None = None  # opcode of the message in progress
         self._compressed = False
+        self._text = False  # the message in progress is an uncompressed text message
         self._parts: list[bytes] = []
         self._size = 0  # captured bytes in _parts
         self._length = 0  # full wire length so far
@@ -93,6 +99,9 @@ class MessageAssembler:
         opcode = frame.opcode
         self.piece = None
         if opcode > 2:
+            # Ping/pong application data is often a readable token; close frames carry their
+            # reason in close_reason; reserved opcodes are unknown bytes.
+            frame.text = (opcode == 9 or opcode == 10) and not frame.rsv1
             return None
         if opcode != 0 or self._opcode is None:
             # A new message (a data frame inside a message also starts one: §5.4 violation).
@@ -103,11 +112,14 @@ class MessageAssembler:
             self._length = 0
             self._frames = 0
             self._compressed = opcode != 0 and frame.rsv1 and self._inflater is not None
+            # An orphan continuation (opcode 0 here) continues nothing known: bytes.
+            self._text = opcode == 1 and not frame.rsv1
             if self._compressed:
                 assert self._inflater is not None
                 self._inflater.begin()
         frame.message_no = self.count
         frame.fragment_index = self._frames
+        frame.text = self._text and not frame.rsv1
         self._frames += 1
         self._length += frame.length
         if self._compressed:
