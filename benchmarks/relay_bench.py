@@ -29,6 +29,7 @@ import multiprocessing as mp
 import os
 import resource
 import shlex
+import shutil
 import socket
 import statistics
 import subprocess
@@ -412,6 +413,7 @@ def main() -> int:
                 t.proc.terminate()
                 t.proc.wait(10)
         server.terminate()
+        shutil.rmtree(tmpdir, ignore_errors=True)  # recordings of a run can be gigabytes
 
     direct = results["direct"]
     print(f"\nwsinspect relay benchmark ({rounds} round(s), medians; ratio = proxy / direct)")

@@ -69,6 +69,9 @@ RECEIVE_MAX = 1 << 20
 SPLICE_MIN = 64 * 1024
 PIPE_SIZE = 1 << 20
 CAN_SPLICE = hasattr(os, "splice")
+# Plain sockets are read and written through their file descriptor (os.read/os.write), which
+# works on POSIX only; elsewhere trio's receive_some/send_all do it all.
+RAW_IO = os.name == "posix"
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (named in the fcntl module from Python 3.10 on Linux)
 END_GRACE = 1.0  # after one side ended, how long the other may take to follow
 CLOSE_TIMEOUT = 5.0  # a proxy-initiated close waits this long for both close replies
@@ -86,26 +89,6 @@ def _is_reset(exc: BaseException) -> bool:
             return True
         cur = cur.__cause__ or cur.__context__
     return False
-
-
-async def _send_chunk(dst: trio.abc.Stream, data: bytes) -> None:
-    """``dst.send_all(data)``, with one non-blocking write tried first on a plain TCP socket.
-
-    Trio's ``send_all`` yields to the scheduler after every successful send; on the hot path
-    that is a scheduler round per chunk and hop, which is most of the relay's own latency. The
-    pump yields once per chunk instead. Errors come out as trio's stream errors."""
-    if type(dst) is trio.SocketStream:
-        try:
-            n = os.write(dst.socket.fileno(), data)
-        except BlockingIOError:
-            n = 0
-        except OSError as exc:
-            raise trio.BrokenResourceError(f"socket send failed: {exc}") from exc
-        if n == len(data):
-            return
-        await dst.send_all(memoryview(data)[n:])
-        return
-    await dst.send_all(data)
 
 
 def _splice(src: int, dst: int, n: int) -> int:
@@ -500,11 +483,11 @@ class Session:
     async def _pump(self, d: str, first: bytes) -> None:
         src = self._src[d]
         side = SENDER[d]
-        # A plain TCP socket is read directly (see ``_send_chunk``): other tasks run once
+        # A plain TCP socket is read directly (see ``_pass_chunk``): other tasks run once
         # between a chunk's send and the next read (so more has come by then, in fewer and
         # bigger chunks), and in the wait when nothing has come. TLS and test streams go
         # through ``receive_some``.
-        fd = src.socket.fileno() if type(src) is trio.SocketStream else -1
+        fd = src.socket.fileno() if RAW_IO and type(src) is trio.SocketStream else -1
         size = RECEIVE_SIZE
         # Where long payloads are spliced, reads stay small: they catch the headers, and the
         # payload that follows one is left in the kernel for splice.
@@ -556,43 +539,79 @@ class Session:
                 data = b""
 
     async def _relay_chunk(self, d: str, side: str, data: bytes) -> bool:
-        """Inspect, publish and forward one chunk; ``False`` when the pump must stop."""
+        """Forward, inspect and publish one chunk; ``False`` when the pump must stop."""
+        self.bytes[d] += len(data)
+        if not self.strict and self._forwarding(d):
+            return await self._pass_chunk(d, side, data, None)
+        # --strict must see a chunk's violations before any of it goes on.
+        inspected = self._inspect(d, data)
+        frames = inspected[0]
+        if self._forwarding(d) and not any(_fault(f) for f in frames):
+            return await self._pass_chunk(d, side, data, inspected)
+        return await self._relay_frames(d, side, data, *inspected)
+
+    def _inspect(self, d: str, data: bytes) -> tuple[list[Frame], float, float]:
+        """Feed ``data`` to ``d``'s inspector: ``(completed frames, wall time, trio time)``."""
         ts = time.time()
         now = trio.current_time()
-        self.bytes[d] += len(data)
         insp = self._inspectors[d]
-        if self._light:
-            walker = cast(FrameWalker, insp)
-            n, nd = walker.frames, walker.data_frames
-            frames = walker.feed(data)
-            if walker.frames != n:
-                self._walked(d, walker, n, nd, now)
-        else:
-            frames = insp.feed(data)
-        if self._forwarding(d) and not (self.strict and any(_fault(f) for f in frames)):
-            # The fast path: the chunk goes on exactly as it came, its frames published first.
-            first = self.seq + 1
-            closes = self._publish_frames(d, frames, ts, now) if frames else False
-            last = self.seq
-            if self._writing[d]:
-                await self._claim(d)
-            else:
-                self._writing[d] = True
-            # Counted as handled before the await, so an action that looks meanwhile sees the
-            # frame in progress as (being) forwarded and waits for its end.
-            self._base[d] += len(data)
-            try:
-                await _send_chunk(self._dst[d], data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self._not_delivered(d, first, last)
-                await self._peer_gone(d, exc)
-                return False
-            finally:
+        if not self._light:
+            return insp.feed(data), ts, now
+        walker = cast(FrameWalker, insp)
+        n, nd = walker.frames, walker.data_frames
+        frames = walker.feed(data)
+        if walker.frames != n:
+            self._walked(d, walker, n, nd, now)
+        return frames, ts, now
+
+    async def _pass_chunk(
+        self, d: str, side: str, data: bytes, inspected: tuple[list[Frame], float, float] | None
+    ) -> bool:
+        """The fast path: the chunk goes on exactly as it came.
+
+        On a plain socket it is written first and inspected (unless ``inspected``) and
+        published after, all before the first await: the receiver does not wait for the
+        inspection, and no other task can run (and publish) in between, so events keep
+        receive order. Trio's ``send_all`` only takes what one write could not."""
+        if self._writing[d]:
+            await self._claim(d)
+            if not self._forwarding(d):  # an action (a close, a blackhole) came meanwhile
                 self._release(d)
-            if closes:
-                self._closes_passed(d, frames)
-            return True
-        return await self._relay_frames(d, side, data, frames, ts, now)
+                return await self._relay_frames(d, side, data, *(inspected or self._inspect(d, data)))  # fmt: skip
+        else:
+            self._writing[d] = True
+        dst = self._dst[d]
+        sent = 0
+        failed: OSError | None = None
+        if RAW_IO and type(dst) is trio.SocketStream:
+            try:
+                sent = os.write(dst.socket.fileno(), data)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                failed = exc
+        frames, ts, now = inspected or self._inspect(d, data)
+        first = self.seq + 1
+        closes = self._publish_frames(d, frames, ts, now, failed is None)
+        last = self.seq
+        # Counted as handled before the await, so an action that looks meanwhile sees the
+        # frame in progress as (being) forwarded and waits for its end.
+        self._base[d] += len(data)
+        try:
+            if failed is not None:
+                raise trio.BrokenResourceError(f"socket send failed: {failed}") from failed
+            if sent < len(data):
+                await dst.send_all(memoryview(data)[sent:] if sent else data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            if failed is None:  # published as delivered: say they were not
+                self._not_delivered(d, first, last)
+            await self._peer_gone(d, exc)
+            return False
+        finally:
+            self._release(d)
+        if closes:
+            self._closes_passed(d, frames)
+        return True
 
     def _forwarding(self, d: str) -> bool:
         """Whether direction ``d`` passes chunks on as they come (the fast path)."""
