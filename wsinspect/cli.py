@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from wsinspect import __version__
+from wsinspect.commands import is_interrupt
 from wsinspect.config import ConfigError, apply_config_file
 
 __all__ = ["build_parser", "main"]
@@ -70,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args._run(args)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not is_interrupt(exc):
+            raise
         return 130
     return code
 

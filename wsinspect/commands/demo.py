@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Any
 
+from wsinspect.commands import is_interrupt
 from wsinspect.commands.tui import add_ui_arguments
 from wsinspect.config import ConfigError, add_proxy_arguments, settings_from_args
 
@@ -109,7 +110,9 @@ def _headless(settings: Any, page_port: int) -> int:
 
     try:
         trio.run(main)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not is_interrupt(exc):
+            raise
         if console is not None:
             console.flush()
         return 130

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from wsinspect.commands import is_interrupt
 from wsinspect.config import ConfigError, add_proxy_arguments, settings_from_args
 
 __all__ = ["configure", "run"]
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         trio.run(main)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not is_interrupt(exc):
+            raise
         if console is not None:
             console.flush()
         return 130
