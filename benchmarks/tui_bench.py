@@ -29,7 +29,7 @@ import time
 from textual import events
 
 from wsinspect.events import ConnectionOpened, FrameSeen
-from wsinspect.sinks.recorder import read_recording
+from wsinspect.sinks.reader import read_recording
 from wsinspect.tui.app import InspectorApp
 from wsinspect.tui.store import EventStore
 from wsinspect.wire.frames import encode_frame

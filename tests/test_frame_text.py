@@ -16,7 +16,8 @@ from websockets.frames import Opcode as WsOpcode
 
 from wsinspect.events import FrameSeen, MessageSeen, event_from_dict
 from wsinspect.render import render_event, render_frame
-from wsinspect.sinks.recorder import Recorder, _dumps, _frame_line, _message_line, read_events
+from wsinspect.sinks.reader import read_events
+from wsinspect.sinks.recorder import Recorder, _dumps, _frame_line, _message_line
 from wsinspect.tui.rows import frame_cells
 from wsinspect.wire.frames import Frame, encode_frame
 from wsinspect.wire.inspector import Inspector

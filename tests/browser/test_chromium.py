@@ -35,7 +35,7 @@ from wsinspect.events import (
     HttpExchange,
     MessageSeen,
 )
-from wsinspect.sinks.recorder import read_events
+from wsinspect.sinks.reader import read_events
 
 # Text a user would send: ASCII, JSON, non-ASCII (2-, 3- and 4-byte UTF-8), and one large
 # message (about 200 KiB) that Chrome compresses and the upstream compresses back.

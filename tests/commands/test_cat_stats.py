@@ -13,7 +13,8 @@ from recording_samples import every_kind
 from wsinspect.commands import cat, stats
 from wsinspect.events import Event
 from wsinspect.render import render_event
-from wsinspect.sinks.recorder import Recorder, read_events
+from wsinspect.sinks.reader import read_events
+from wsinspect.sinks.recorder import Recorder
 
 
 def run(module: ModuleType, argv: list[str]) -> int:

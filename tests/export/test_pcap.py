@@ -13,7 +13,8 @@ from recording_samples import every_kind
 
 from wsinspect.commands import export
 from wsinspect.events import Event, FrameSeen
-from wsinspect.sinks.recorder import Recorder, read_events
+from wsinspect.sinks.reader import read_events
+from wsinspect.sinks.recorder import Recorder
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(

@@ -13,14 +13,8 @@ from recording_samples import every_kind, session
 from wsinspect.config import ConfigError, Settings
 from wsinspect.events import ConnectionOpened, Event, Notice
 from wsinspect.hub import Hub
-from wsinspect.sinks.recorder import (
-    REDACTED,
-    Recorder,
-    RecordingError,
-    open_recorder,
-    read_events,
-    read_recording,
-)
+from wsinspect.sinks.reader import RecordingError, read_events, read_recording
+from wsinspect.sinks.recorder import REDACTED, Recorder, open_recorder
 
 pytestmark = pytest.mark.trio
 

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from wsinspect.events import Event, FaultInjected, FrameSeen, MessageSeen
     from wsinspect.render import render_event
-    from wsinspect.sinks.recorder import RecordingError, read_recording
+    from wsinspect.sinks.reader import RecordingError, read_recording
     from wsinspect.wire.frames import opcode_from_name
 
     try:

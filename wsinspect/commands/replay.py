@@ -367,7 +367,8 @@ def run(args: argparse.Namespace) -> int:
 
     from wsinspect.config import ConfigError
     from wsinspect.hub import Hub
-    from wsinspect.sinks.recorder import Recorder, RecordingError, read_recording
+    from wsinspect.sinks.reader import RecordingError, read_recording
+    from wsinspect.sinks.recorder import Recorder
 
     if not args.upstream.startswith(("ws://", "wss://")):
         print(f"wsinspect replay: --upstream {args.upstream!r}: the scheme must be ws:// or wss://",

@@ -3,34 +3,32 @@
 A recording is one JSON object per line: a ``header`` line first, then the ``to_dict`` form of
 every event in the order the relay published them (``wsinspect.events`` defines the fields).
 
+Reading recordings back is ``wsinspect.sinks.reader``'s job.
+
 Writing is split in two so the relay's hot path stays cheap: :meth:`Recorder.publish` only
 appends the event to a list, and :meth:`Recorder.run` (a Trio task) turns the batch into JSON,
 writes it and flushes it at least every ``interval`` seconds (100 ms), in a worker thread so a
 big batch or a slow disk does not stall the relay. After ``kill -9`` at most the last interval is
-missing and the last line may be torn; :func:`read_recording` skips a torn line with a warning.
+missing and the last line may be torn; the reader skips a torn line with a warning.
 A disk slower than the traffic holds the relay back instead of letting the backlog grow
 (``_MAX_BACKLOG``): the recording stays complete and the loss bound holds, at the disk's speed.
 Big payloads are never copied into the text of their line: their base64 (or escaped text) goes
 to the file as it is (a copy of a fresh megabyte costs about a millisecond).
-
-Reading also accepts a HAR file saved from Chrome DevTools (detected by content, see
-``wsinspect.export.har``), so a browser session can be inspected with ``cat`` and ``stats``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
 from binascii import b2a_base64
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_str
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import trio
 
@@ -45,7 +43,6 @@ from wsinspect.events import (
     HandshakeRejected,
     MessageSeen,
     Notice,
-    event_from_dict,
 )
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.messages import Message
@@ -58,13 +55,8 @@ __all__ = [
     "REDACTED",
     "REDACTED_HEADERS",
     "Recorder",
-    "Recording",
-    "RecordingError",
     "cancel_on_sigterm",
-    "iter_with_progress",
     "open_recorder",
-    "read_events",
-    "read_recording",
     "redact_headers",
     "start_recorder",
 ]
@@ -73,17 +65,6 @@ __all__ = [
 REDACTED_HEADERS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
 #: What a redacted value reads in the recording (``replay`` leaves such headers out).
 REDACTED = "[redacted]"
-
-Warn = Callable[[str], None]
-
-
-class RecordingError(Exception):
-    """A file is not a recording this version can read; ``str(err)`` is one line for the user."""
-
-
-def _warn_stderr(text: str) -> None:
-    print(f"wsinspect: warning: {text}", file=sys.stderr)
-
 
 def redact_headers(headers: list[list[str]]) -> list[list[str]]:
     """Return ``headers`` (the dict form, ``[[name, value], ...]``) with credential values
@@ -696,140 +677,3 @@ async def cancel_on_sigterm(scope: trio.CancelScope) -> None:
         async for _ in signals:
             scope.cancel()
             return
-
-
-# -- reading
-
-
-@dataclass(slots=True)
-class Recording:
-    """An opened recording: ``header`` (the first line, or a synthetic one for a HAR) and
-    ``events`` (an iterator, read lazily). ``size`` is the file size and ``position`` how far
-    reading has got, for progress bars."""
-
-    path: str
-    header: dict[str, Any]
-    events: Iterator[Event]
-    size: int
-    kind: str  # "jsonl" or "har"
-    _pos: list[int]
-
-    @property
-    def position(self) -> int:
-        return self._pos[0]
-
-
-def read_events(path: str, *, warn: Warn | None = None) -> Iterator[Event]:
-    """Yield the events of a recording (or a Chrome DevTools HAR); see :func:`read_recording`."""
-    return read_recording(path, warn=warn).events
-
-
-def read_recording(path: str, *, warn: Warn | None = None) -> Recording:
-    """Open a recording for reading.
-
-    Raises ``RecordingError`` (one line, for the user) when the file cannot be opened, is empty,
-    is neither a wsinspect recording nor a HAR, or has an unknown major version. While reading,
-    damaged lines are skipped with a warning (``warn``, default: stderr), never an exception: a
-    torn last line is what ``kill -9`` leaves behind.
-    """
-    warn = warn or _warn_stderr
-    try:
-        f = open(path, "rb")  # noqa: SIM115
-        size = os.fstat(f.fileno()).st_size
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    first = f.readline()
-    while first and not first.strip():
-        first = f.readline()
-    if not first:
-        f.close()
-        raise RecordingError(f"{path}: empty file, not a wsinspect recording")
-    header: Any = None
-    try:
-        header = json.loads(first)
-    except ValueError:
-        header = None
-    if isinstance(header, dict) and header.get("type") == "header":
-        if header.get("format") != FORMAT_NAME:
-            f.close()
-            raise RecordingError(f"{path}: not a wsinspect recording (format {header.get('format')!r})")
-        version = header.get("version")
-        major = int(str(version).split(".")[0]) if str(version).split(".")[0].isdigit() else None
-        if major != FORMAT_VERSION:
-            f.close()
-            raise RecordingError(
-                f"{path}: recording format version {version} is not supported "
-                f"(this wsinspect {__version__} reads version {FORMAT_VERSION})"
-            )
-        pos = [f.tell()]
-        return Recording(path, header, _iter_lines(f, path, pos, warn), size, "jsonl", pos)
-    # Not a JSONL recording: maybe a HAR (one JSON document, usually pretty-printed).
-    from wsinspect.export.har import har_events, looks_like_har
-
-    f.seek(0)
-    if first.lstrip()[:1] != b"{" or size > 1 << 31:
-        f.close()
-        raise RecordingError(f"{path}: not a wsinspect recording or HAR file")
-    try:
-        doc = json.loads(f.read())
-    except ValueError:
-        doc = None
-    finally:
-        f.close()
-    if not looks_like_har(doc):
-        raise RecordingError(f"{path}: not a wsinspect recording or HAR file")
-    events = har_events(doc, warn=warn)
-    creator = doc["log"].get("creator", {})
-    header = {
-        "type": "header",
-        "format": "har",
-        "version": doc["log"].get("version"),
-        "creator": f"{creator.get('name', '?')} {creator.get('version', '')}".strip(),
-    }
-    return Recording(path, header, iter(events), size, "har", [size])
-
-
-def _iter_lines(f: IO[bytes], path: str, pos: list[int], warn: Warn) -> Iterator[Event]:
-    lineno = 1
-    unknown: set[str] = set()
-    with f:
-        for raw in f:
-            lineno += 1
-            pos[0] += len(raw)
-            if not raw.strip():
-                continue
-            torn = not raw.endswith(b"\n")
-            try:
-                d = json.loads(raw)
-                if not isinstance(d, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                if torn:
-                    warn(f"{path}:{lineno}: last line is incomplete (the recording was cut "
-                         "short); skipped")  # fmt: skip
-                else:
-                    warn(f"{path}:{lineno}: unreadable line skipped")
-                continue
-            kind = d.get("type")
-            if kind == "header":
-                continue  # a second header (concatenated recordings): nothing to show
-            try:
-                event = event_from_dict(d)
-            except ValueError:
-                if kind not in unknown:
-                    unknown.add(str(kind))
-                    warn(f"{path}:{lineno}: unknown record type {kind!r} skipped")
-                continue
-            except (KeyError, TypeError, AttributeError) as exc:
-                warn(f"{path}:{lineno}: malformed {kind} record skipped ({exc!r})")
-                continue
-            yield event
-
-
-def iter_with_progress(recording: Recording, update: Callable[[int], None]) -> Iterable[Event]:
-    """Yield ``recording.events`` and call ``update(bytes_read)`` every 1,000 events."""
-    for n, event in enumerate(recording.events):
-        if n % 1000 == 0:
-            update(recording.position)
-        yield event
-    update(recording.size)
