@@ -142,7 +142,14 @@ def test_upstream_refusal_is_kept_with_its_body_up_to_the_limit() -> None:
 
 @pytest.mark.parametrize(
     ("prefix", "target", "joined"),
-    [("", "/a?b=1", "/a?b=1"), ("/base", "/a?b=1", "/base/a?b=1"), ("/base/", "/", "/base/")],
+    [
+        ("", "/a?b=1", "/a?b=1"),
+        ("/base", "/a?b=1", "/base/a?b=1"),
+        ("/base/", "/", "/base/"),
+        # absolute-form (RFC 9112 §3.2.2): only the path and query go upstream
+        ("", "ws://h.test:8080/a?b=1", "/a?b=1"),
+        ("/base", "http://h.test", "/base/"),
+    ],
 )
 def test_path_prefix_joins_the_client_target(prefix: str, target: str, joined: str) -> None:
     assert join_target(prefix, target) == joined

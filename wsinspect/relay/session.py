@@ -72,6 +72,7 @@ CAN_SPLICE = hasattr(os, "splice")
 # Plain sockets are read and written through their file descriptor (os.read/os.write), which
 # works on POSIX only; elsewhere trio's receive_some/send_all do it all.
 RAW_IO = os.name == "posix"
+YIELD_EVERY = 8  # a raw pump that never waits still lets other tasks run every this many reads
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (named in the fcntl module from Python 3.10 on Linux)
 END_GRACE = 1.0  # after one side ended, how long the other may take to follow
 CLOSE_TIMEOUT = 5.0  # a proxy-initiated close waits this long for both close replies
@@ -483,16 +484,17 @@ class Session:
     async def _pump(self, d: str, first: bytes) -> None:
         src = self._src[d]
         side = SENDER[d]
-        # A plain TCP socket is read directly (see ``_pass_chunk``): other tasks run once
-        # between a chunk's send and the next read (so more has come by then, in fewer and
-        # bigger chunks), and in the wait when nothing has come. TLS and test streams go
-        # through ``receive_some``.
+        # A plain TCP socket is read directly (see ``_pass_chunk``), trying the read first:
+        # the wait on EAGAIN is the schedule point, so a reply goes on without a detour
+        # through the run loop (round-trip latency). A pump that keeps finding data yields
+        # every ``YIELD_EVERY`` reads, so a busy connection never starves the others. TLS
+        # and test streams go through ``receive_some``.
         fd = src.socket.fileno() if RAW_IO and type(src) is trio.SocketStream else -1
         size = RECEIVE_SIZE
         # Where long payloads are spliced, reads stay small: they catch the headers, and the
         # payload that follows one is left in the kernel for splice.
         max_size = RECEIVE_SIZE if self._light and CAN_SPLICE else RECEIVE_MAX
-        waited = False
+        unyielded = 0  # reads since the last schedule point
         with trio.CancelScope() as scope:
             self._pump_scopes[d] = scope
             data = first
@@ -504,9 +506,10 @@ class Session:
                             # trio sockets return bytes (typed bytes | bytearray)
                             data = cast(bytes, await src.receive_some(size))
                         else:
-                            if not waited:
+                            unyielded += 1
+                            if unyielded >= YIELD_EVERY:
+                                unyielded = 0
                                 await trio.lowlevel.checkpoint()
-                            waited = False
                             try:
                                 # Inside a long payload nobody watches: splice, don't read.
                                 want = self._splice_size(d)
@@ -515,8 +518,8 @@ class Session:
                                 else:
                                     data = os.read(fd, size)
                             except BlockingIOError:
+                                unyielded = 0
                                 await trio.lowlevel.wait_readable(fd)
-                                waited = True
                                 continue
                     except trio.ClosedResourceError:
                         return  # we closed it (the other side ended first)

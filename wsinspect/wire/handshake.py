@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 import h11
 
@@ -57,6 +58,9 @@ HOP_BY_HOP = frozenset(
 )
 
 DEFAULT_BODY_LIMIT = 64 * 1024
+# The longest upstream response head read (h11's default is 16 KiB; a 101 carrying many
+# cookies can be longer). Bounds memory when an upstream's head never ends.
+UPSTREAM_HEAD_LIMIT = 64 * 1024
 
 
 def accept_key(key: str) -> str:
@@ -140,7 +144,8 @@ def validate_upgrade(request: UpgradeRequest) -> UpgradeRequest:
 
     400 for a method other than GET, HTTP older than 1.1, a missing Host, a Connection header
     without ``Upgrade``, a missing, repeated or malformed ``Sec-WebSocket-Key`` (must decode to
-    16 bytes) or a missing ``Sec-WebSocket-Version``; 426 with ``Sec-WebSocket-Version: 13`` for
+    16 bytes), a body (``Content-Length`` other than 0, ``Transfer-Encoding``) or a missing
+    ``Sec-WebSocket-Version``; 426 with ``Sec-WebSocket-Version: 13`` for
     another version (§4.4).
     """
     if request.method != "GET":
@@ -163,6 +168,11 @@ def validate_upgrade(request: UpgradeRequest) -> UpgradeRequest:
         raw = b""
     if len(raw) != 16:
         raise HandshakeError(400, f"invalid Sec-WebSocket-Key {key!r}: must be 16 bytes in base64")  # fmt: skip
+    # A GET body has no meaning (RFC 9110 §9.3.1) and the proxy forwards none upstream: bytes
+    # after the head are frames. A request announcing one cannot be relayed faithfully.
+    length = (request.header("content-length") or "0").strip()
+    if request.header("transfer-encoding") is not None or length not in ("0", ""):
+        raise HandshakeError(400, "a WebSocket handshake request must not have a body")
     version = request.header("sec-websocket-version")
     if version is None:
         raise HandshakeError(400, "missing Sec-WebSocket-Version header")
@@ -352,7 +362,7 @@ class UpstreamHandshake:
     """
 
     def __init__(self, *, key: str | None = None, body_limit: int = DEFAULT_BODY_LIMIT) -> None:
-        self.conn = h11.Connection(h11.CLIENT)
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=UPSTREAM_HEAD_LIMIT)
         self.key = key or fresh_key()
         self.body_limit = body_limit
         self._response: h11.Response | None = None
@@ -429,6 +439,10 @@ class UpstreamHandshake:
             except h11.RemoteProtocolError as exc:
                 if self._response is not None:
                     return self._refused(complete=False)
+                if not data:  # h11 words an EOF before any answer as a state error
+                    raise HandshakeError(502, "upstream closed the connection without answering the handshake") from None  # fmt: skip
+                if exc.error_status_hint == 431:
+                    raise HandshakeError(502, f"upstream's response head is over {UPSTREAM_HEAD_LIMIT} bytes") from None  # fmt: skip
                 raise HandshakeError(502, f"upstream sent a malformed HTTP response: {exc}") from None  # fmt: skip
             if event is h11.NEED_DATA:
                 if self._response is not None and self._size >= self.body_limit:
@@ -484,10 +498,16 @@ class UpstreamHandshake:
 
 def join_target(prefix: str, target: str) -> str:
     """The upstream target: the upstream URL's path as a prefix of the client's path+query
-    (``/base`` + ``/chat?room=1`` → ``/base/chat?room=1``)."""
+    (``/base`` + ``/chat?room=1`` → ``/base/chat?room=1``). An absolute-form target
+    (``ws://host/chat?room=1``, RFC 9112 §3.2.2) keeps only its path and query: the upstream
+    is reached by its own Host."""
+    if "://" in target and not target.startswith("/"):
+        parts = urlsplit(target)
+        if parts.scheme and parts.netloc:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if not prefix:
         return target or "/"
     if target.startswith("/"):
         return prefix.rstrip("/") + target
-    # An absolute-form or asterisk target: keep the client's path+query part only.
+    # An asterisk or authority-form target: keep it under the prefix.
     return prefix.rstrip("/") + "/" + target.lstrip("/")
