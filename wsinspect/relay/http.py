@@ -85,18 +85,21 @@ async def passthrough(
                 for n, v in request.headers
                 if n.lower() not in _DROP
             ]
+            if request.header("host") is None:  # HTTP/1.0 may omit it; HTTP/1.1 must send it
+                headers.insert(0, ("Host", upstream.host_header))
             headers.append(("Connection", "close"))
             target = join_target(upstream.path, request.target)
-            await up_stream.send_all(
-                up.send(
+            try:
+                head = up.send(
                     h11.Request(
                         method=request.method.encode(),
                         target=target.encode("latin-1"),
                         headers=_enc(headers),
                     )
                 )
-                or b""
-            )
+            except h11.LocalProtocolError as exc:  # the client's request cannot be relayed
+                raise _Failed(400, f"cannot relay this request: {exc}") from None
+            await up_stream.send_all(head or b"")
             await _copy_request_body(hs.conn, client_stream, up, up_stream)
             response = await _next_event(up, up_stream, skip_informational=True)
         if scope.cancelled_caught:
@@ -136,7 +139,8 @@ async def passthrough(
         await refuse(exc.status, exc.reason)
     except h11.ProtocolError as exc:
         if status == 0:
-            await refuse(502, f"bad HTTP from upstream or client: {exc}")
+            detail = str(exc).split(": bytearray(", 1)[0]
+            await refuse(502, f"upstream sent malformed HTTP: {detail}")
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         if status == 0:
             await refuse(502, f"upstream connection failed: {exc}")
@@ -157,7 +161,11 @@ async def _copy_request_body(
     up: h11.Connection, up_stream: trio.abc.Stream,
 ) -> None:  # fmt: skip
     while True:
-        event = client.next_event()
+        try:
+            event = client.next_event()
+        except h11.RemoteProtocolError as exc:  # the client's fault: 400, not the upstream's 502
+            detail = str(exc).split(": bytearray(", 1)[0]
+            raise _Failed(400, f"malformed request body: {detail}") from None
         if event is h11.NEED_DATA:
             client.receive_data(bytes(await client_stream.receive_some(READ_SIZE)))
             continue
@@ -173,10 +181,18 @@ async def _copy_request_body(
 async def _next_event(
     up: h11.Connection, stream: trio.abc.Stream, *, skip_informational: bool = False
 ) -> object:
+    eof = False
     while True:
-        event = up.next_event()
+        try:
+            event = up.next_event()
+        except h11.RemoteProtocolError:
+            if eof and skip_informational:  # h11 words an EOF before the answer as a state error
+                raise _Failed(502, "upstream closed the connection without a response") from None
+            raise
         if event is h11.NEED_DATA:
-            up.receive_data(bytes(await stream.receive_some(READ_SIZE)))
+            data = bytes(await stream.receive_some(READ_SIZE))
+            eof = not data
+            up.receive_data(data)
             continue
         if skip_informational and isinstance(event, h11.InformationalResponse):
             continue

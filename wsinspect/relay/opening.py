@@ -17,7 +17,7 @@ import trio
 from wsinspect.events import ConnectionOpened, HandshakeRejected, Notice
 from wsinspect.relay.hooks import HandshakeInfo
 from wsinspect.relay.session import Session
-from wsinspect.relay.upstream import UpstreamError, connect, read_answer
+from wsinspect.relay.upstream import UpstreamError, connect, read_answer, receive_some, send_all
 from wsinspect.wire.handshake import (
     ClientHandshake,
     HandshakeError,
@@ -102,11 +102,11 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
     with trio.move_on_after(settings.handshake_timeout):
         try:
             while request is None:
-                data = await stream.receive_some(READ_SIZE)
+                data = await receive_some(stream, READ_SIZE)
                 if not data and not got_bytes:
                     return None  # connected and left without a word: nothing to report
                 got_bytes = True
-                request = hs.feed(bytes(data))
+                request = hs.feed(data)
         except HandshakeError as exc:
             hub.publish(HandshakeRejected(conn, time.time(), client, "", exc.status, exc.reason))
             await _answer(stream, hs.refuse(exc.status, exc.reason, exc.headers))
@@ -182,10 +182,11 @@ async def _open_upstream(
     with trio.move_on_after(settings.handshake_timeout) as scope:
         try:
             up_stream = await connect(upstream.host, upstream.port, ssl_context=relay.upstream_ssl)
-            await up_stream.send_all(
+            await send_all(
+                up_stream,
                 up_hs.request_for(
                     request, upstream.host_header, upstream.path, strip_compression=strip
-                )
+                ),
             )
             answer = await read_answer(up_stream, up_hs)
         except (UpstreamError, HandshakeError) as exc:
@@ -233,7 +234,7 @@ async def _open_upstream(
     # Registered before the 101 goes out: once the client is open, commands can find it.
     relay.sessions[conn] = session
     try:
-        await stream.send_all(hs.accept(answer))
+        await send_all(stream, hs.accept(answer))
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         relay.sessions.pop(conn, None)
         await trio.aclose_forcefully(up_stream)

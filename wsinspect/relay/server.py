@@ -9,6 +9,8 @@ listener or another connection.
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 import ssl
 import time
 from typing import Any
@@ -40,6 +42,50 @@ def raise_fd_limit() -> None:
     if soft != resource.RLIM_INFINITY and soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# accept(2) errors that mean "overloaded for now": wait and accept again (as trio's
+# serve_listeners does) instead of stopping the listener.
+_OVERLOAD = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+ACCEPT_BURST = 64  # connections accepted in a row before other tasks get a turn
+
+
+async def _accept_loop(
+    listener: trio.SocketListener,
+    ssl_context: ssl.SSLContext | None,
+    nursery: trio.Nursery,
+    relay: Relay,
+) -> None:
+    """Accept connections on ``listener`` until cancelled, each handled in its own task.
+
+    Pending connections are taken with ``accept()`` on the OS socket until it says EAGAIN,
+    and only then is readability awaited: under a burst of connections this is one schedule
+    point per ``ACCEPT_BURST`` accepts rather than trio's cancel scope and checkpoints for
+    each (trio's ``serve_listeners`` accepts one connection per loop iteration).
+    """
+    sock = socket.socket(fileno=listener.socket.detach())
+    sock.setblocking(False)
+    with sock:
+        while True:
+            await trio.lowlevel.checkpoint()
+            for _ in range(ACCEPT_BURST):
+                try:
+                    conn, _addr = sock.accept()
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(sock)
+                    break
+                except OSError as exc:
+                    if exc.errno not in _OVERLOAD:
+                        raise
+                    relay.hub.publish(Notice(time.time(), "error", f"accept failed: {exc}"))
+                    await trio.sleep(0.1)
+                    break
+                conn.setblocking(False)
+                stream: trio.abc.Stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+                if ssl_context is not None:
+                    stream = trio.SSLStream(stream, ssl_context, server_side=True,
+                                            https_compatible=True)  # fmt: skip
+                nursery.start_soon(relay.handle, stream)
 
 
 def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -109,15 +155,12 @@ async def serve(
     raise_fd_limit()
     relay = Relay(settings, hub, hooks)
     install_faults(relay)  # Origin policy, idle timeout and --fault from the settings
-    listeners: list[Any] = list(
-        await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)
-    )
-    sock = listeners[0].socket
-    relay.address = sock.getsockname()[:2]
+    listeners = await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)
+    relay.address = listeners[0].socket.getsockname()[:2]
     scheme = "ws"
+    ctx = None
     if settings.cert and settings.key:
         ctx = server_ssl_context(settings.cert, settings.key)
-        listeners = [trio.SSLListener(lst, ctx, https_compatible=True) for lst in listeners]
         scheme = "wss"
     host, port = relay.address
     shown = f"[{host}]" if ":" in host else host
@@ -141,5 +184,6 @@ async def serve(
     async with trio.open_nursery() as nursery:
         if control is not None:
             nursery.start_soon(serve_control, relay, control)
+        for listener in listeners:
+            nursery.start_soon(_accept_loop, listener, ctx, nursery, relay)
         task_status.started(relay)
-        await trio.serve_listeners(relay.handle, listeners)

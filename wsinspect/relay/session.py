@@ -73,6 +73,8 @@ CAN_SPLICE = hasattr(os, "splice")
 # works on POSIX only; elsewhere trio's receive_some/send_all do it all.
 RAW_IO = os.name == "posix"
 YIELD_EVERY = 8  # a raw pump that never waits still lets other tasks run every this many reads
+DENSE_CHUNK = 256  # full tier: a chunk with more frames than this yields before the next read
+DENSE_READ = 4 * 1024  # ... and the next read is this small (at most ~600 frames, a few ms)
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (named in the fcntl module from Python 3.10 on Linux)
 END_GRACE = 1.0  # after one side ended, how long the other may take to follow
 CLOSE_TIMEOUT = 5.0  # a proxy-initiated close waits this long for both close replies
@@ -537,9 +539,16 @@ class Session:
                         size = min(size * 4, max_size)
                     elif len(data) < size >> 2:
                         size = max(size >> 2, RECEIVE_SIZE)
+                counted = self.frames[d]
                 if not await self._relay_chunk(d, side, data):
                     return
                 data = b""
+                if self.frames[d] - counted > DENSE_CHUNK and not self._light:
+                    # Many small frames: full inspection costs Python work per frame (a MiB
+                    # of 1-byte frames is ~150,000 events, about a second). Keep such reads
+                    # small and yield after each, so a flood never stalls other connections.
+                    size = DENSE_READ
+                    unyielded = YIELD_EVERY
 
     async def _relay_chunk(self, d: str, side: str, data: bytes) -> bool:
         """Forward, inspect and publish one chunk; ``False`` when the pump must stop."""

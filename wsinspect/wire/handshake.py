@@ -221,6 +221,10 @@ class ClientHandshake:
             raise HandshakeError(400, "the client closed the connection before a complete request")  # fmt: skip
         if not isinstance(event, h11.Request):  # pragma: no cover - h11 yields Request first
             raise HandshakeError(400, "malformed HTTP request")
+        if event.http_version not in (b"1.0", b"1.1"):
+            # h11 parses any version; an HTTP/2 preface (``PRI * HTTP/2.0``) lands here.
+            version = event.http_version.decode("ascii", "replace")
+            raise HandshakeError(400, f"unsupported HTTP version {version}: this proxy speaks HTTP/1.1")  # fmt: skip
         # h11 bounds only a head still incomplete; one that came whole in a chunk is measured.
         raw = event.headers.raw_items()
         size = len(event.method) + len(event.target) + 12 + sum(len(n) + len(v) + 4 for n, v in raw)
