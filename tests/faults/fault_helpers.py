@@ -5,54 +5,18 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
 
+import loopback
 import trio
-from websockets.trio.server import ServerConnection, serve
 
-from wsinspect.events import Event
-from wsinspect.relay.server import Relay
+# Shared with the relay tests (tests/loopback.py), re-exported for the fault tests.
+from loopback import Collector as Collector
+from loopback import Proxy as Proxy
+from loopback import StartProxy as StartProxy
+from loopback import echo as echo
+from websockets.trio.server import ServerConnection
+
 from wsinspect.wire.frames import Frame, FrameParser, encode_frame
-
-
-class Collector:
-    """A sink that keeps every event and lets a test wait for one."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._changed = trio.Event()
-
-    def publish(self, event: Event) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    def of(self, cls: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, cls)]
-
-    async def wait_for(self, cls: type, pred: Callable[[Any], bool] = lambda e: True) -> Any:
-        """The first event of ``cls`` matching ``pred`` (bound it with fail_after)."""
-        while True:
-            for e in self.events:
-                if isinstance(e, cls) and pred(e):
-                    return e
-            self._changed = trio.Event()
-            await self._changed.wait()
-
-
-class Proxy:
-    def __init__(self, relay: Relay, sink: Collector) -> None:
-        self.relay = relay
-        self.sink = sink
-
-    @property
-    def port(self) -> int:
-        return self.relay.address[1]
-
-    def url(self, path: str = "/") -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-
-StartProxy = Callable[..., Awaitable[Proxy]]
 
 
 class CountingUpstream:
@@ -75,18 +39,8 @@ class CountingUpstream:
 
 async def start_ws_server(nursery: trio.Nursery,
                           handler: Callable[[ServerConnection], Awaitable[None]]) -> str:  # fmt: skip
-    """A websockets (trio) server on a free loopback port; returns its ws:// URL."""
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    await nursery.start(lambda task_status: serve(
-        handler, listeners=listeners, task_status=task_status, ping_interval=None,
-        compression=None))  # fmt: skip
-    return f"ws://127.0.0.1:{port}"
-
-
-async def echo(ws: ServerConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
+    """A websockets server without compression, so fault tests see plain payloads."""
+    return await loopback.start_ws_server(nursery, handler, compression=None)
 
 
 class RawClient:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 
 import pytest
 import trio
@@ -30,7 +31,7 @@ from wsinspect.relay.control import (
 )
 from wsinspect.relay.hooks import FrameIn, HandshakeInfo, Hooks, Refusal
 from wsinspect.relay.session import Session
-from wsinspect.wire.frames import encode_frame
+from wsinspect.wire.frames import FrameParser, encode_frame
 
 pytestmark = pytest.mark.trio
 
@@ -267,3 +268,73 @@ async def test_an_error_in_one_session_ends_only_that_session(
         async with connect(proxy.url(), proxy=None, compression=None) as second:
             await second.send("still serving")
             assert await second.recv() == "still serving"
+
+
+def _thread_upstream_answering_close_with_fin() -> tuple[int, Callable[[], None]]:
+    """A blocking upstream in its own thread: it answers the handshake, then answers a close
+    frame at once with its own close frame and a FIN, as fast as a real server can, racing
+    the proxy's close frame toward the client."""
+    import socket
+    import threading
+
+    from wsinspect.wire.handshake import accept_key
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(4096)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"sec-websocket-key:"))  # fmt: skip
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                             + accept_key(key.decode()).encode() + b"\r\n\r\n")  # fmt: skip
+                parser = FrameParser()
+                frames = parser.feed(rest)
+                while not any(f.opcode == 8 for f in frames):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    frames += parser.feed(chunk)
+                conn.sendall(encode_frame(8, (4000).to_bytes(2, "big")))
+                conn.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], listener.close
+
+
+async def test_a_proxy_close_reaches_the_client_even_when_the_upstream_answers_with_a_fin_at_once(
+    start_proxy: StartProxy,
+) -> None:
+    port, stop = _thread_upstream_answering_close_with_fin()
+    try:
+        with trio.fail_after(20):
+            proxy = await start_proxy(f"ws://127.0.0.1:{port}")
+            for conn in range(1, 11):  # the race went wrong about one time in five
+                stream, head, rest = await raw_client(proxy.port)
+                assert head.startswith(b"HTTP/1.1 101")
+                parser = FrameParser()
+                frames = parser.feed(rest)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(proxy.relay.execute, CloseConnection(conn, 4000, ""))
+                    while not frames and (chunk := await stream.receive_some(4096)):
+                        frames += parser.feed(chunk)
+                    if frames:  # answer like a real client, so the proxy need not wait
+                        with contextlib.suppress(trio.BrokenResourceError):
+                            await stream.send_all(encode_frame(8, (4000).to_bytes(2, "big"), mask_key=MASK))  # fmt: skip
+                    frames += parser.feed(await read_to_eof(stream))
+                # The client is owed the close frame; a bare FIN would read as 1006.
+                assert [(f.opcode, f.close_code) for f in frames] == [(8, 4000)], conn
+                await stream.aclose()
+    finally:
+        stop()

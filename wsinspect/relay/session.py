@@ -791,6 +791,11 @@ class Session:
         self._note_end(side, how, detail)
         dst = self._dst[d]
         if how == "fin":
+            if self._closing is not None and self._dst_at_boundary(d):
+                # A proxy close is under way and this peer answered it (close + FIN) before
+                # the close frame toward the other peer went out: that frame goes first, or
+                # the other peer sees only a FIN (1006) instead of the code it was promised.
+                await self._send_close(d)
             await self._claim(d)
             try:
                 if isinstance(dst, trio.abc.HalfCloseableStream):
