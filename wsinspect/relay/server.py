@@ -47,6 +47,14 @@ def raise_fd_limit() -> None:
 # accept(2) errors that mean "overloaded for now": wait and accept again (as trio's
 # serve_listeners does) instead of stopping the listener.
 _OVERLOAD = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+# accept(2) errors about one pending connection (it was reset or aborted before we took it,
+# or a network error Linux reports on accept): skip it, as trio's SocketListener does.
+_SKIP = {
+    getattr(errno, name)
+    for name in ("ECONNABORTED", "ECONNRESET", "EPERM", "EPROTO", "ENETDOWN", "ENOPROTOOPT",
+                 "EHOSTDOWN", "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "ETIMEDOUT")
+    if hasattr(errno, name)
+}  # fmt: skip
 ACCEPT_BURST = 64  # connections accepted in a row before other tasks get a turn
 
 
@@ -67,7 +75,6 @@ async def _accept_loop(
     sock.setblocking(False)
     with sock:
         while True:
-            await trio.lowlevel.checkpoint()
             for _ in range(ACCEPT_BURST):
                 try:
                     conn, _addr = sock.accept()
@@ -75,17 +82,20 @@ async def _accept_loop(
                     await trio.lowlevel.wait_readable(sock)
                     break
                 except OSError as exc:
+                    if exc.errno in _SKIP:
+                        continue
                     if exc.errno not in _OVERLOAD:
                         raise
                     relay.hub.publish(Notice(time.time(), "error", f"accept failed: {exc}"))
                     await trio.sleep(0.1)
                     break
-                conn.setblocking(False)
                 stream: trio.abc.Stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
                 if ssl_context is not None:
                     stream = trio.SSLStream(stream, ssl_context, server_side=True,
                                             https_compatible=True)  # fmt: skip
                 nursery.start_soon(relay.handle, stream)
+            else:  # a whole burst accepted: let the new handlers (and everyone else) run
+                await trio.lowlevel.checkpoint()
 
 
 def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
