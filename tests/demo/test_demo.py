@@ -187,3 +187,44 @@ async def test_compressed_messages_echo_through_the_proxy_and_are_shown_inflated
     shown = [(e.direction, e.message.payload.decode()) for e in sink.events
              if isinstance(e, MessageSeen)]  # fmt: skip
     assert shown == [(d, m) for m in messages for d in ("c2s", "s2c")]
+
+
+async def test_demo_refuses_an_unwritable_recording_before_listening() -> None:
+    cmd = [sys.executable, "-m", "wsinspect", "demo", "--no-tui", "--port", "0",
+           "--listen", "127.0.0.1:0", "-w", "/nonexistent-dir/demo.jsonl"]  # fmt: skip
+    with trio.fail_after(30):
+        done = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
+    assert done.returncode == 2
+    assert b"--record /nonexistent-dir/demo.jsonl: cannot write" in done.stderr
+    assert b"open http://" not in done.stdout  # nothing was served
+
+
+async def test_demo_ends_its_recording_cleanly_on_sigterm(tmp_path: Any) -> None:
+    from wsinspect.events import ConnectionOpened
+    from wsinspect.sinks.reader import read_events
+
+    rec = tmp_path / "demo.jsonl"
+    cmd = [sys.executable, "-m", "wsinspect", "demo", "--no-tui", "-q", "--port", "0",
+           "--listen", "127.0.0.1:0", "-w", str(rec)]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            run = partial(trio.run_process, cmd, stdout=subprocess.PIPE, env=env, check=False)
+            proc: Any = await nursery.start(run)
+            out = b""
+            while b"\n" not in out:
+                chunk = await proc.stdout.receive_some(4096)
+                assert chunk, "demo exited before printing its URL"
+                out += chunk
+            match = re.search(r"(ws://127\.0\.0\.1:\d+/echo)", out.decode())
+            assert match, out
+            async with open_websocket_url(match.group(1)) as ws:
+                await ws.send_message("kept on SIGTERM")
+                assert await ws.get_message() == "kept on SIGTERM"
+            proc.terminate()  # SIGTERM
+            assert await proc.wait() == 0
+    warnings: list[str] = []
+    events = list(read_events(str(rec), warn=warnings.append))
+    assert warnings == []  # no torn line: the file was ended, not cut
+    assert any(isinstance(e, ConnectionOpened) for e in events)
+    assert sum(isinstance(e, FrameSeen) and e.frame.payload == b"kept on SIGTERM" for e in events) == 2

@@ -210,45 +210,6 @@ async def test_last_activity_times_track_data_and_control_frames(
         assert session.last_control > before_control and session.last_data == before_data
 
 
-async def test_a_proxy_close_waits_for_the_frame_in_progress_to_end(
-    nursery: trio.Nursery, start_proxy: StartProxy
-) -> None:
-    from wsinspect.wire.frames import FrameParser
-
-    frame = encode_frame(2, b"z" * 100_000, mask_key=MASK)
-    parser = FrameParser()
-    upstream_frames: list = []  # type: ignore[type-arg]
-    got_close = trio.Event()
-
-    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
-        data = rest
-        while True:
-            upstream_frames.extend(parser.feed(data))
-            if any(f.opcode == 8 for f in upstream_frames):
-                got_close.set()
-                await stream.send_all(encode_frame(8, b"\x03\xe8"))
-                await trio.sleep_forever()
-            data = await stream.receive_some(65536)
-            if not data:
-                return
-
-    with trio.fail_after(10):
-        proxy = await start_proxy(await start_raw_ws_server(nursery, server))
-        client, _, _ = await raw_client(proxy.port)
-        await client.send_all(frame[:50_000])
-        while proxy.relay.sessions[1].bytes["c2s"] < 50_000:  # noqa: ASYNC110 (bounded)
-            await trio.sleep(0.01)
-        async with trio.open_nursery() as inner:
-            inner.start_soon(proxy.relay.execute, CloseConnection(1, 4001))
-            await trio.sleep(0.1)
-            await client.send_all(frame[50_000:])
-            await got_close.wait()
-            # The upstream got the whole frame, then a clean close frame: never a frame cut in two.
-            assert [f.opcode for f in upstream_frames] == [2, 8]
-            assert upstream_frames[0].length == 100_000 and upstream_frames[1].close_code == 4001
-            await client.send_all(encode_frame(8, b"\x0f\xa1", mask_key=MASK))  # client's reply
-
-
 async def test_an_error_in_one_session_ends_only_that_session(
     nursery: trio.Nursery, start_proxy: StartProxy
 ) -> None:

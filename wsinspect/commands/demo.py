@@ -16,7 +16,6 @@ import argparse
 import sys
 from typing import Any
 
-from wsinspect.commands import is_interrupt
 from wsinspect.commands.tui import add_ui_arguments
 from wsinspect.config import ConfigError, add_proxy_arguments, settings_from_args
 
@@ -75,48 +74,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _headless(settings: Any, page_port: int) -> int:
+    from dataclasses import replace
     from functools import partial
 
-    import trio
-
+    from wsinspect.commands.headless import run_headless
     from wsinspect.demo.run import run_demo
     from wsinspect.demo.server import DemoServer
-    from wsinspect.hub import Hub
-    from wsinspect.sinks.console import ConsoleSink
-
-    hub = Hub()
-    console = None
-    if not settings.quiet:
-        console = ConsoleSink(fmt=settings.log_format)
-        hub.subscribe(console)
-    failure: list[str] = []
 
     def ready(demo: DemoServer, relay: Any) -> None:
         print(f"wsinspect demo: open {demo.url} in a browser "
               f"(its WebSocket goes through the proxy at {demo.ws_url})", flush=True)  # fmt: skip
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            if console is not None:
-                await nursery.start(console.run)
-            try:
-                await nursery.start(
-                    partial(run_demo, settings, hub, "127.0.0.1", page_port, on_ready=ready)
-                )
-            except* OSError as group:  # a port in use
-                exc = group.exceptions[0]
-                failure.append(f"cannot listen: {getattr(exc, 'strerror', None) or exc}")
-                nursery.cancel_scope.cancel()
-
-    try:
-        trio.run(main)
-    except BaseException as exc:
-        if not is_interrupt(exc):
-            raise
-        if console is not None:
-            console.flush()
-        return 130
-    if failure:
-        print(f"wsinspect demo: error: {failure[0]}", file=sys.stderr)
-        return 1
-    return 0
+    # run_headless owns the recording (checked before listening, closed on SIGTERM too).
+    demo = partial(run_demo, replace(settings, record=None), page_port=page_port, on_ready=ready)
+    return run_headless("demo", settings, demo)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsinspect.commands import is_interrupt
 from wsinspect.config import ConfigError, add_proxy_arguments, settings_from_args
 
 __all__ = ["configure", "run"]
@@ -31,54 +30,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wsinspect proxy: error: {exc}", file=sys.stderr)
         return 2
 
-    import trio
+    from functools import partial
 
-    from wsinspect.hub import Hub
+    from wsinspect.commands.headless import run_headless
     from wsinspect.relay.server import serve
-    from wsinspect.sinks.console import ConsoleSink
-    from wsinspect.sinks.recorder import cancel_on_sigterm, start_recorder
 
-    hub = Hub()
-    console = None
-    if not settings.quiet:
-        console = ConsoleSink(fmt=settings.log_format)
-        hub.subscribe(console)
-    try:
-        recorder = start_recorder(settings, hub)  # refuses an unwritable path before listening
-    except ConfigError as exc:
-        print(f"wsinspect proxy: error: {exc}", file=sys.stderr)
-        return 2
-
-    failure: list[str] = []
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            if console is not None:
-                await nursery.start(console.run)
-            if recorder is not None:
-                nursery.start_soon(recorder.run)
-            nursery.start_soon(cancel_on_sigterm, nursery.cancel_scope)
-            try:
-                await nursery.start(serve, settings, hub)
-            except OSError as exc:  # e.g. the address is in use
-                failure.append(f"cannot listen on {args.listen}: {exc.strerror or exc}")
-                nursery.cancel_scope.cancel()
-            except ConfigError as exc:  # e.g. a --control socket that cannot be created
-                failure.append(str(exc))
-                nursery.cancel_scope.cancel()
-
-    try:
-        trio.run(main)
-    except BaseException as exc:
-        if not is_interrupt(exc):
-            raise
-        if console is not None:
-            console.flush()
-        return 130
-    finally:
-        if recorder is not None:
-            recorder.close()  # idempotent: run() has closed it unless it never ran
-    if failure:
-        print(f"wsinspect proxy: error: {failure[0]}", file=sys.stderr)
-        return 1
-    return 0
+    return run_headless("proxy", settings, partial(serve, settings), listen=args.listen)
