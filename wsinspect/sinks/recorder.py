@@ -144,6 +144,17 @@ _last_ts: list[Any] = [None, "null"]
 _DIRS = {"c2s": '"c2s"', "s2c": '"s2c"'}
 
 
+def _ts_json(ts: float) -> str:
+    """``ts`` as the json module writes a float; the frames of one chunk share a timestamp,
+    so the last one is remembered."""
+    lts = _last_ts
+    if ts != lts[0]:
+        lts[1] = repr(ts)
+        lts[0] = ts
+    text: str = lts[1]
+    return text
+
+
 def _frame_line(e: FrameSeen) -> Line | None:
     """The JSON line of a common frame event, built directly: the same text as encoding
     ``e.to_dict()`` (a test holds them equal) at a fraction of the cost, since this runs once per
@@ -184,13 +195,7 @@ def _frame_line(e: FrameSeen) -> Line | None:
         last[0] = data
         last[1] = payload
         last[2] = encoding
-    ts = e.ts
-    lts = _last_ts
-    if ts == lts[0]:
-        ts_text = lts[1]
-    else:
-        ts_text = lts[1] = repr(ts)  # what the json module writes for a float
-        lts[0] = ts
+    ts_text = _ts_json(e.ts)
     d = e.direction
     # The flags come from the header byte they were parsed from: one lookup, not five.
     head = (
@@ -220,13 +225,7 @@ def _message_line(e: MessageSeen) -> Line | None:
     else:
         payload, encoding = _payload_json(m.payload, m.opcode == 1)
     last[0] = None
-    ts = e.ts
-    lts = _last_ts
-    if ts == lts[0]:
-        ts_text = lts[1]
-    else:
-        ts_text = lts[1] = repr(ts)
-        lts[0] = ts
+    ts_text = _ts_json(e.ts)
     d = e.direction
     wire = f',"wire_len":{m.wire_len!r}' if m.compressed else ""
     head = (
