@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,28 +38,34 @@ def echo_server() -> Iterator[str]:
             thread.join(10)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
-def recording_proxy(upstream: str, record: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def recording_proxy(upstream: str, record: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:  # fmt: skip
+    port = free_port()  # (-q prints nothing, not even where it listens)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wsinspect", "proxy", "-u", upstream, "-l", "127.0.0.1:0",
-         "-w", str(record)],
+        [sys.executable, "-m", "wsinspect", "proxy", "-u", upstream, "-l", f"127.0.0.1:{port}",
+         "-w", str(record), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        assert proc.stdout is not None
-        # The first line says where it listens ("listening on ws://127.0.0.1:PORT, ...").
-        line = b""
-        deadline = time.monotonic() + 20
-        while b"listening on" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-        match = re.search(rb"listening on (ws://[\d.]+:\d+)", line)
-        assert match, f"proxy did not start: {line!r} {proc.stderr.read() if proc.stderr else ''!r}"
         # Keep draining stdout so the proxy never blocks on a full pipe.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield proc, match.group(1).decode()
+        threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, f"proxy did not start: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "proxy did not listen within 20 s"
+                time.sleep(0.05)
+        yield proc, f"ws://127.0.0.1:{port}"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -84,11 +90,16 @@ def traffic(url: str, stop_at: float) -> list[tuple[str, float]]:
     return echoed
 
 
+# Quiet, the recording alone watches the frames: the recording tier (relay.lines) writes them.
+TIERS = pytest.mark.parametrize("flags", [(), ("-q",)], ids=["with-log", "quiet"])
+
+
+@TIERS
 def test_kill_9_under_traffic_leaves_a_readable_file_with_everything_older_than_100ms(
-    tmp_path: Path,
+    tmp_path: Path, flags: tuple[str, ...]
 ) -> None:
     record = tmp_path / "rec.jsonl"
-    with echo_server() as upstream, recording_proxy(upstream, record) as (proc, url):
+    with echo_server() as upstream, recording_proxy(upstream, record, *flags) as (proc, url):
         killed_at: list[float] = []
 
         def kill_soon() -> None:
@@ -117,10 +128,13 @@ def test_kill_9_under_traffic_leaves_a_readable_file_with_everything_older_than_
     assert missing == []
 
 
+@TIERS
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_ends_the_recording_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+def test_signal_ends_the_recording_cleanly(
+    tmp_path: Path, sig: signal.Signals, flags: tuple[str, ...]
+) -> None:
     record = tmp_path / "rec.jsonl"
-    with echo_server() as upstream, recording_proxy(upstream, record) as (proc, url):
+    with echo_server() as upstream, recording_proxy(upstream, record, *flags) as (proc, url):
         echoed = traffic(url, time.monotonic() + 0.3)
         proc.send_signal(sig)
         proc.wait(10)

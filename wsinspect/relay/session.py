@@ -34,6 +34,7 @@ import trio
 from wsinspect.events import ConnectionClosed, FrameSeen, MessageSeen, Notice
 from wsinspect.relay.control import ControlError
 from wsinspect.relay.hooks import FrameIn, FrameStage, SessionHook
+from wsinspect.relay.lines import LineTier
 from wsinspect.relay.upstream import raw_socket
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import Frame, encode_frame
@@ -132,6 +133,7 @@ class Session:
         "_inspect_args",
         "_inspectors",
         "_light",
+        "_lines",
         "_nursery",
         "_opened_mono",
         "_pipes",
@@ -187,6 +189,11 @@ class Session:
         self._src = {C2S: client_stream, S2C: upstream_stream}
         self._inspect_args = (capture_limit, extensions, max_message_size)
         self._light = light and not strict
+        # The recording tier (``relay.lines``): a recording alone watches the frames.
+        self._lines: LineTier | None = None
+        if hub.line_sink is not None and LineTier.available and not strict:
+            limit = capture_limit if max_message_size is None else min(capture_limit, max_message_size)  # fmt: skip
+            self._lines = LineTier(conn, hub.line_sink, limit)
         self._inspectors: dict[str, Inspector | FrameWalker] = {}
         self._make_inspectors()
         self.opened_at = time.time()
@@ -562,13 +569,25 @@ class Session:
             return await self._pass_chunk(d, side, data, inspected)
         return await self._relay_frames(d, side, data, *inspected)
 
-    def _inspect(self, d: str, data: bytes) -> tuple[list[Frame], float, float]:
-        """Feed ``data`` to ``d``'s inspector: ``(completed frames, wall time, trio time)``."""
+    def _inspect(
+        self, d: str, data: bytes, delivered: bool = True
+    ) -> tuple[list[Frame], float, float]:
+        """Feed ``data`` to ``d``'s inspector: ``(completed frames, wall time, trio time)``.
+        In the recording tier, frames written as lines are counted here and not returned:
+        only chunks forwarded as they came, since those lines say "delivered"."""
         ts = time.time()
         now = trio.current_time()
         insp = self._inspectors[d]
         if not self._light:
-            return insp.feed(data), ts, now
+            lines = self._lines
+            if lines is None or not delivered or not self._forwarding(d):
+                return insp.feed(data), ts, now
+            frames, seq = lines.feed(d, cast(Inspector, insp), data, ts, self.seq)
+            if seq != self.seq:
+                self.frames[d] += seq - self.seq
+                self.seq = seq
+                self.last_data = now
+            return frames, ts, now
         walker = cast(FrameWalker, insp)
         n, nd = walker.frames, walker.data_frames
         frames = walker.feed(data)
@@ -602,7 +621,7 @@ class Session:
                 pass
             except OSError as exc:
                 failed = exc
-        frames, ts, now = inspected or self._inspect(d, data)
+        frames, ts, now = inspected or self._inspect(d, data, failed is None)
         first = self.seq + 1
         closes = self._publish_frames(d, frames, ts, now, failed is None)
         last = self.seq

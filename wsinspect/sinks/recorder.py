@@ -284,22 +284,32 @@ _FAST_LINES: dict[type, Callable[[Any], Line | None]] = (
 )
 
 
-def _encode_lines(serialise: Callable[[Event], Line], events: list[Event], pos: int,
-                  stop: int) -> tuple[list[bytes], int]:  # fmt: skip
+def _encode_lines(serialise: Callable[[Event], Line], events: list[Event | bytes], pos: int,
+                  stop: int) -> tuple[list[bytes], int, int]:  # fmt: skip
     """Serialise ``events[pos:stop]`` to the bytes to write, newline after each line; stop early
-    once ``_CHUNK_BYTES`` of big payloads are done. Returns the bytes and where it stopped.
-    Frame and message events take the fast lines; the rest (and the fast lines' uncommon cases)
-    go through ``serialise``.
+    once ``_CHUNK_BYTES`` of big payloads are done. Returns the bytes, where it stopped and how
+    many lines they hold. Frame and message events take the fast lines; the rest (and the fast
+    lines' uncommon cases) go through ``serialise``; lines that came serialised
+    (``publish_lines``) go out as they are.
 
     Small lines are joined and encoded once; a big payload's pieces go out as they are.
     """
     out: list[bytes] = []
     lines: list[str] = []
     big = 0
+    count = stop - pos
     fast_line = _FAST_LINES.get
     while pos < stop:
         event = events[pos]
         pos += 1
+        if isinstance(event, bytes):
+            if lines:  # the text so far, each line with its newline
+                lines.append("")
+                out.append("\n".join(lines).encode("utf-8"))
+                lines = []
+            out.append(event)
+            count += event.count(b"\n") - 1
+            continue
         # Exact types: a subclass may add fields the fast lines do not know.
         fast = fast_line(event.__class__)
         line = fast(event) if fast is not None else None
@@ -317,9 +327,10 @@ def _encode_lines(serialise: Callable[[Event], Line], events: list[Event], pos: 
         lines = [line[-1]]  # type: ignore[list-item]
         if big >= _CHUNK_BYTES:
             break
-    lines.append("")
-    out.append("\n".join(lines).encode("utf-8"))
-    return out, pos
+    if lines:
+        lines.append("")
+        out.append("\n".join(lines).encode("utf-8"))
+    return out, pos, count - (stop - pos)
 
 
 def _write_all(file: BinaryIO, chunks: list[bytes]) -> None:
@@ -379,8 +390,9 @@ class Recorder:
         self._redact = redact
         self._hub = hub
         self.interval = interval
-        self._pending: list[Event] = []
-        self._batch: list[Event] = []  # being serialised by ``_drain``...
+        # Events, and lines that came serialised (``publish_lines``), in order.
+        self._pending: list[Event | bytes] = []
+        self._batch: list[Event | bytes] = []  # being serialised by ``_drain``...
         self._batch_pos = 0  # ...up to here
         self._ready: list[bytes] = []  # serialised and encoded, not handed to the writer yet
         self._ready_count = 0
@@ -431,6 +443,10 @@ class Recorder:
 
     def publish(self, event: Event) -> None:
         self._pending.append(event)
+
+    def publish_lines(self, lines: bytes) -> None:
+        """Frame and message lines serialised already (``relay.lines``), in their place."""
+        self._pending.append(lines)
 
     @property
     def pending(self) -> int:
@@ -484,11 +500,11 @@ class Recorder:
         batch = self._batch
         while self._batch_pos < len(batch):
             start = self._batch_pos
-            chunks, self._batch_pos = _encode_lines(
+            chunks, self._batch_pos, count = _encode_lines(
                 serialise, batch, start, min(len(batch), start + _CHUNK)
             )
             self._ready.extend(chunks)
-            self._ready_count += self._batch_pos - start
+            self._ready_count += count
             await trio.lowlevel.checkpoint()
         self._batch, self._batch_pos = [], 0
 
@@ -545,9 +561,9 @@ class Recorder:
         self._batch, self._batch_pos, self._pending = [], 0, []
         pos = 0
         while pos < len(rest):
-            chunks, pos = _encode_lines(self._serialise, rest, pos, len(rest))
+            chunks, pos, count = _encode_lines(self._serialise, rest, pos, len(rest))
             self._ready.extend(chunks)
-        self._ready_count += len(rest)
+            self._ready_count += count
         thread = self._thread
         if thread is not None:
             # The writer writes what it was given first; the rest follows from here, in order.

@@ -111,6 +111,25 @@ class Inspector:
         """Whether permessage-deflate applies to this direction."""
         return self._inflater is not None
 
+    @property
+    def at_rest(self) -> bool:
+        """Between frames and between messages, nothing compressed and no close seen: then a
+        run of complete, unfragmented, valid data frames changes nothing here but the counts,
+        so it may be inspected elsewhere (the C scan of ``wsinspect._speedups``) and
+        accounted with :meth:`skip`."""
+        return self._inflater is None and self._checker.idle and not self._parser.pending
+
+    @property
+    def messages(self) -> int:
+        """Messages started so far (the last message number given)."""
+        return self._assembler.count
+
+    def skip(self, n: int, messages: int) -> None:
+        """Account for ``n`` bytes of frames inspected elsewhere while :attr:`at_rest`, which
+        were ``messages`` complete messages."""
+        self._parser.skip(n)
+        self._assembler.count += messages
+
     def pending(self) -> tuple[Frame, list[Violation]] | None:
         """The frame still arriving (header parsed, payload incomplete) and its header's
         violations, for reporting when the connection ends before it completes."""
