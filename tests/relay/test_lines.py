@@ -46,11 +46,12 @@ class LineList:
     def publish(self, event: object) -> None:  # pragma: no cover - the tier only writes lines
         raise AssertionError("the tier publishes lines, not events")
 
-    def publish_lines(self, lines: bytes) -> None:
+    def publish_lines(self, lines: bytes, count: int) -> None:
         self.calls += 1
         text = lines.decode("utf-8")
         assert text.endswith("\n")
         self.lines.extend(text[:-1].split("\n"))
+        assert text.count("\n") == count
 
 
 def event_lines(direction: str, frames: list, seq: int) -> tuple[list[str], int]:
@@ -233,9 +234,9 @@ class CountingRecorder(Recorder):
 
     blocks = 0
 
-    def publish_lines(self, lines: bytes) -> None:
+    def publish_lines(self, lines: bytes, count: int) -> None:
         CountingRecorder.blocks += 1
-        super().publish_lines(lines)
+        super().publish_lines(lines, count)
 
 
 def _comparable(path: Path) -> list[dict]:

@@ -347,3 +347,19 @@ async def test_writer_thread_ends_with_the_recording(tmp_path: Path) -> None:
             nursery.cancel_scope.cancel()
     assert not any(t.name == "wsinspect-recorder" for t in threading.enumerate())
     assert len(list(read_events(str(path)))) == len(session())
+
+
+async def test_partial_writes_are_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A write may take fewer bytes than asked (a signal, a nearly full disk): the rest
+    follows, nothing is doubled or lost."""
+    from wsinspect.sinks import recorder as module
+
+    def short_writev(fd: int, buffers: list[bytes]) -> int:
+        return os.write(fd, b"".join(buffers)[:777])  # takes at most 777 bytes a call
+
+    monkeypatch.setattr(module.os, "writev", short_writev)
+    chunks = [bytes([65 + i % 26]) * (i * 37 % 500 + 1) for i in range(3000)]
+    path = tmp_path / "out"
+    with open(path, "wb", buffering=0) as f:  # noqa: ASYNC230 - the sync writer under test
+        module._write_all(f, chunks)
+    assert path.read_bytes() == b"".join(chunks)

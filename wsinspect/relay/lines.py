@@ -59,7 +59,7 @@ class LineTier:
             data, 0, direction == "c2s", self._limit, self._conn, direction, ts, seq, messages
         )
         if lines is not None:
-            self._sink.publish_lines(lines)
+            self._sink.publish_lines(lines, 2 * (last_seq - seq))  # a frame and its message
             inspector.skip(pos, last_message - messages)
         if pos == len(data):
             return [], last_seq

@@ -19,6 +19,7 @@ to the file as it is (a copy of a fresh megabyte costs about a millisecond).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -284,7 +285,7 @@ _FAST_LINES: dict[type, Callable[[Any], Line | None]] = (
 )
 
 
-def _encode_lines(serialise: Callable[[Event], Line], events: list[Event | bytes], pos: int,
+def _encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[bytes, int]], pos: int,
                   stop: int) -> tuple[list[bytes], int, int]:  # fmt: skip
     """Serialise ``events[pos:stop]`` to the bytes to write, newline after each line; stop early
     once ``_CHUNK_BYTES`` of big payloads are done. Returns the bytes, where it stopped and how
@@ -302,13 +303,13 @@ def _encode_lines(serialise: Callable[[Event], Line], events: list[Event | bytes
     while pos < stop:
         event = events[pos]
         pos += 1
-        if isinstance(event, bytes):
+        if isinstance(event, tuple):  # (lines serialised already, how many)
             if lines:  # the text so far, each line with its newline
                 lines.append("")
                 out.append("\n".join(lines).encode("utf-8"))
                 lines = []
-            out.append(event)
-            count += event.count(b"\n") - 1
+            out.append(event[0])
+            count += event[1] - 1
             continue
         # Exact types: a subclass may add fields the fast lines do not know.
         fast = fast_line(event.__class__)
@@ -333,16 +334,31 @@ def _encode_lines(serialise: Callable[[Event], Line], events: list[Event | bytes
     return out, pos, count - (stop - pos)
 
 
+_IOV_MAX = 1024  # buffers per writev(2) (Linux's IOV_MAX)
+
+
 def _write_all(file: BinaryIO, chunks: list[bytes]) -> None:
-    """Write every byte of ``chunks`` to an unbuffered file (a raw write may be partial)."""
-    write = file.write
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            n = write(view)
-            if n is None:  # non-blocking file with nothing written: not expected for files
-                raise BlockingIOError("recording file is not accepting writes")
-            view = view[n:]
+    """Write every byte of ``chunks`` to an unbuffered file, many chunks per system call
+    (``writev``: at a few KiB per chunk, one ``write`` each cost about as much as the copying);
+    a write may be partial, and the rest follows."""
+    fd = file.fileno()
+    pos = 0
+    while pos < len(chunks):
+        batch = chunks[pos : pos + _IOV_MAX]
+        n = os.writev(fd, batch)
+        pos += len(batch)
+        total = sum(map(len, batch))
+        if n == total:
+            continue
+        # Partial: find the first chunk not fully written and finish it on its own.
+        for i, chunk in enumerate(batch):
+            if n < len(chunk):
+                view = memoryview(chunk)[n:]
+                while view:
+                    view = view[os.write(fd, view) :]
+                pos -= len(batch) - i - 1
+                break
+            n -= len(chunk)
 
 
 class Recorder:
@@ -391,8 +407,8 @@ class Recorder:
         self._hub = hub
         self.interval = interval
         # Events, and lines that came serialised (``publish_lines``), in order.
-        self._pending: list[Event | bytes] = []
-        self._batch: list[Event | bytes] = []  # being serialised by ``_drain``...
+        self._pending: list[Event | tuple[bytes, int]] = []
+        self._batch: list[Event | tuple[bytes, int]] = []  # being serialised by ``_drain``...
         self._batch_pos = 0  # ...up to here
         self._ready: list[bytes] = []  # serialised and encoded, not handed to the writer yet
         self._ready_count = 0
@@ -444,9 +460,10 @@ class Recorder:
     def publish(self, event: Event) -> None:
         self._pending.append(event)
 
-    def publish_lines(self, lines: bytes) -> None:
-        """Frame and message lines serialised already (``relay.lines``), in their place."""
-        self._pending.append(lines)
+    def publish_lines(self, lines: bytes, count: int) -> None:
+        """``count`` frame and message lines serialised already (``relay.lines``), in their
+        place among the events."""
+        self._pending.append((lines, count))
 
     @property
     def pending(self) -> int:
