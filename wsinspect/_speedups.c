@@ -5,6 +5,10 @@
    unmask(data, key, offset=0) -> bytes
        wire.frames.mask at memory speed: XOR with the 4-byte masking key (RFC 6455 §5.3).
 
+   b64encode(data) -> bytes
+       binascii.b2a_base64(data, newline=False), three bytes at a time instead of bit by bit
+       (the base64 of big binary payloads is most of a recording's CPU time).
+
    scan_lines(data, pos, client, limit, conn, direction, ts, seq, message_no)
        -> (pos, seq, message_no, lines | None)
        The inspector's fast path and the recorder's line builder in one pass, for the common
@@ -223,6 +227,27 @@ static PyObject *unmask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+static PyObject *b64encode(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
+    if (data.len > (PY_SSIZE_T_MAX - 2) / 4 * 3) {
+        PyBuffer_Release(&data);
+        return PyErr_NoMemory();
+    }
+    /* put_base64 writes the value between quotes: make room for them, then drop them. */
+    Py_ssize_t n = 4 * ((data.len + 2) / 3);
+    PyObject *result = PyBytes_FromStringAndSize(NULL, n + 2);
+    if (result != NULL) {
+        char *o = PyBytes_AS_STRING(result);
+        put_base64(o, data.buf, data.len);
+        memmove(o, o + 1, (size_t)n);
+        if (_PyBytes_Resize(&result, n) < 0) result = NULL;
+    }
+    PyBuffer_Release(&data);
+    return result;
+}
+
 /* Bytes two lines of one frame can take besides the payload (and the timestamp, twice). */
 #define LINES_FIXED 640
 
@@ -372,6 +397,9 @@ static PyMethodDef methods[] = {
     {"unmask", (PyCFunction)(void (*)(void))unmask, METH_FASTCALL,
      "unmask(data, key, offset=0) -> bytes: XOR with the 4-byte masking key (RFC 6455 §5.3); "
      "offset is data[0]'s position in the payload."},
+    {"b64encode", b64encode, METH_O,
+     "b64encode(data) -> bytes: standard padded base64 (RFC 4648 §4), no newline; several "
+     "times faster than binascii for big payloads."},
     {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
      "scan_lines(data, pos, client, limit, conn, direction, ts, seq, message_no) -> "
      "(pos, seq, message_no, lines | None): recording lines for the common frames from pos on."},

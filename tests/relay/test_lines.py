@@ -204,6 +204,13 @@ def test_c_unmask_equals_the_python_one(data: bytes, key: bytes, offset: int) ->
     assert mask is _speedups.unmask  # the parser uses it
 
 
+@given(data=st.binary(max_size=300))
+def test_c_base64_equals_binascii(data: bytes) -> None:
+    import binascii
+
+    assert _speedups.b64encode(data) == binascii.b2a_base64(data, newline=False)
+
+
 def test_scan_refuses_bad_arguments_clearly() -> None:
     with pytest.raises(TypeError):
         _speedups.scan_lines(b"", 0)  # type: ignore[call-arg]
