@@ -192,6 +192,11 @@ static char *put_i64(char *o, long long v) {
     return o;
 }
 
+static char *put_mem(char *o, const char *s, Py_ssize_t n) {
+    memcpy(o, s, (size_t)n);
+    return o + n;
+}
+
 #define PUT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
 
 /* --- module functions ----------------------------------------------------------------- */
@@ -331,11 +336,9 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         o = PUT(o, ",\"seq\":");
         o = put_i64(o, seq);
         o = PUT(o, ",\"dir\":\"");
-        memcpy(o, dir, (size_t)dir_len);
-        o += dir_len;
+        o = put_mem(o, dir, dir_len);
         o = PUT(o, "\",\"ts\":");
-        memcpy(o, ts_text, (size_t)ts_len);
-        o += ts_len;
+        o = put_mem(o, ts_text, ts_len);
         o = PUT(o, ",\"fin\":true,\"rsv1\":false,\"rsv2\":false,\"rsv3\":false,\"opcode\":");
         *o++ = text ? '1' : '2';
         if (client) {
@@ -358,11 +361,9 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         o = PUT(o, ",\"fragment\":0,\"violations\":[]}\n{\"type\":\"message\",\"conn\":");
         o = put_i64(o, conn);
         o = PUT(o, ",\"dir\":\"");
-        memcpy(o, dir, (size_t)dir_len);
-        o += dir_len;
+        o = put_mem(o, dir, dir_len);
         o = PUT(o, "\",\"ts\":");
-        memcpy(o, ts_text, (size_t)ts_len);
-        o += ts_len;
+        o = put_mem(o, ts_text, ts_len);
         o = PUT(o, ",\"message\":");
         o = put_i64(o, message_no);
         o = PUT(o, ",\"opcode\":");
@@ -370,8 +371,7 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         o = PUT(o, ",\"len\":");
         o = put_i64(o, n);
         o = PUT(o, ",\"payload\":");
-        memcpy(o, value, (size_t)value_len); /* the frame's own value: one frame, one message */
-        o += value_len;
+        o = put_mem(o, value, value_len); /* the frame's own value: one frame, one message */
         o = text ? PUT(o, ",\"encoding\":\"text\"") : PUT(o, ",\"encoding\":\"base64\"");
         o = PUT(o, ",\"frames\":1,\"truncated\":false}\n");
         out->len = o - out->p;
