@@ -169,6 +169,13 @@ def test_any_frames_any_chunking_give_the_python_paths_lines(direction: str, spe
     assert tier_lines(direction, chunks)[0] == python_lines(direction, chunks)
 
 
+@settings(max_examples=300, deadline=None)
+@given(direction=st.sampled_from(["c2s", "s2c"]), chunks=st.lists(st.binary(max_size=64), max_size=8))
+def test_arbitrary_bytes_give_the_python_paths_lines(direction: str, chunks: list[bytes]) -> None:
+    """Hostile input: whatever the bytes, the C pass neither crashes nor disagrees."""
+    assert tier_lines(direction, chunks)[0] == python_lines(direction, chunks)
+
+
 def test_payloads_over_the_limit_go_to_the_inspector_and_are_cut_there() -> None:
     data = encode_frame(2, b"a" * 100) + encode_frame(1, b"b" * 10)
     lines, sink = tier_lines("s2c", [data], limit=50, capture_limit=50)

@@ -89,6 +89,21 @@ async def test_websocket_only_answers_plain_http_400(nursery: trio.Nursery, star
         assert (await proxy.sink.wait_for(HttpExchange)).status == 400
 
 
+async def test_connect_is_refused_405_and_never_reaches_the_upstream(nursery: trio.Nursery, start_proxy: StartProxy) -> None:  # fmt: skip
+    seen: list[h11.Request] = []
+    with trio.fail_after(10):
+        upstream = await _http_server(nursery, seen, [])
+        proxy = await start_proxy(upstream)
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        await stream.send_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        answer = await read_to_eof(stream)
+        assert answer.startswith(b"HTTP/1.1 405 ")
+        assert b"\r\nAllow: GET" in answer and b"not a forward proxy" in answer
+        assert seen == []
+        exchange = await proxy.sink.wait_for(HttpExchange)
+        assert (exchange.method, exchange.status) == ("CONNECT", 405)
+
+
 async def test_websockets_still_pass_with_websocket_only(nursery: trio.Nursery, start_proxy: StartProxy) -> None:
     with trio.fail_after(10):
         proxy = await start_proxy(await start_ws_server(nursery, echo, compression=None),

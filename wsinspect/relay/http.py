@@ -37,6 +37,12 @@ def _enc(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
 
 
+_NO_TUNNELS = (
+    "CONNECT is not supported: wsinspect is not a forward proxy; point the client at "
+    "wsinspect's address directly and it relays to its upstream"
+)
+
+
 class _Failed(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -61,15 +67,21 @@ async def passthrough(
         relay.hub.publish(HttpExchange(conn, ts, client, request.method, request.target,
                                        status, size, trio.current_time() - started))  # fmt: skip
 
-    async def refuse(code: int, reason: str) -> None:
+    async def refuse(code: int, reason: str, headers: list[tuple[str, str]] | None = None) -> None:
         nonlocal status, size
         from wsinspect.relay.opening import _answer
 
         status, size = code, len(error_response_body(reason))
-        await _answer(client_stream, hs.refuse(code, reason))
+        await _answer(client_stream, hs.refuse(code, reason, headers or ()))
 
     if settings.websocket_only:
         await refuse(400, "this proxy relays WebSocket connections only (--websocket-only)")
+        publish()
+        return
+    if request.method.upper() == "CONNECT":
+        # A client that takes wsinspect for a forward proxy: it relays to its one upstream,
+        # it opens no tunnels anywhere else (405 must say what is allowed: RFC 9110 §15.5.6).
+        await refuse(405, _NO_TUNNELS, [("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
         publish()
         return
 
