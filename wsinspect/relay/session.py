@@ -621,8 +621,8 @@ class Session:
                 pass
             except OSError as exc:
                 failed = exc
+        first = self.seq + 1  # (before inspecting: the recording tier numbers frames there)
         frames, ts, now = inspected or self._inspect(d, data, failed is None)
-        first = self.seq + 1
         closes = self._publish_frames(d, frames, ts, now, failed is None)
         last = self.seq
         # Counted as handled before the await, so an action that looks meanwhile sees the
