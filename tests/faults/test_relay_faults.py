@@ -30,6 +30,24 @@ async def test_drop_loses_matching_messages_and_marks_them_not_delivered(
     assert fault.to_dict()["type"] == "fault"
 
 
+async def test_match_sees_the_text_of_compressed_messages(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    """Browsers compress by default (permessage-deflate): ``match`` reads the inflated text."""
+    import loopback
+
+    with trio.fail_after(10):
+        upstream = await loopback.start_ws_server(nursery, echo, compression="deflate")
+        proxy = await start_proxy(upstream, faults=["drop:dir=c2s,match=^ping"])
+        async with connect(proxy.url(), proxy=None, compression="deflate") as ws:
+            await ws.send("ping " + "x" * 300)
+            await ws.send("hello " + "y" * 300)
+            assert await ws.recv() == "hello " + "y" * 300
+    dropped = [e for e in proxy.sink.of(FrameSeen) if not e.delivered]
+    assert len(dropped) == 1 and dropped[0].frame.rsv1  # compressed on the wire
+    assert dropped[0].frame.message.payload.startswith(b"ping ")
+
+
 async def _survivors(nursery: trio.Nursery, start_proxy: StartProxy, seed: int) -> list[str]:
     upstream = await start_ws_server(nursery, echo)
     proxy = await start_proxy(upstream, faults=["drop:dir=c2s,match=^m,p=0.5"], seed=seed)

@@ -11,7 +11,8 @@ a session action to carry out after it (close both sides, cut).
 Message-level faults (drop, duplicate, refragment) decide on the *first* frame of a data message
 and apply the decision to its continuation frames, so a fragmented message is dropped, doubled
 or refragmented whole and the stream stays valid (RFC 6455 §5.4) without holding frames back;
-``match`` is searched in that first frame's payload. Control frames interleaved between
+``match`` is searched in that first frame's payload (inflated, when permessage-deflate
+compressed a message sent in one frame). Control frames interleaved between
 fragments (§5.4) pass through untouched by those faults.
 
 Timing faults (latency, jitter, throttle) are not here: they shape the send stream
@@ -190,6 +191,11 @@ class DirectionFaults:
         self._duplicate = None
         self._refragment = None
         payload = unmasked_payload(frame, raw)
+        message = frame.message
+        if message is not None and message.compressed:
+            # A compressed message in one frame (the common case): match what it says. The
+            # first frame of a fragmented one only has compressed bytes to match so far.
+            payload = message.payload
         number = frame.message_no
         for f in self._of("drop"):
             if f.spec.matches_payload(payload) and f.fires():
