@@ -5,7 +5,9 @@ that came in is the chunk that goes out, so frame boundaries, RSV/opcode bits, m
 invalid frames all pass unchanged (the design's fidelity promise). The same bytes feed the
 direction's ``Inspector``, which yields frames for the events; when nothing can observe or alter
 frames (no sink wants frames or messages, no ``--strict``, no frame stage, no control socket) a
-``FrameWalker`` takes its place: the light tier, which only walks headers and counts. A
+``FrameWalker`` takes its place: the light tier, which only walks headers and counts. When a
+recording is the only thing watching, the recording tier (``relay.lines``) turns the common
+frames of each chunk into recording lines in C and leaves the rest to the inspector. A
 frame-aware path is taken only when something needs whole frames (a fault's stage, a blackhole,
 a proxy-initiated close, a ``--strict`` violation); it goes back to chunk forwarding as soon as
 it can.
