@@ -144,16 +144,24 @@ static char *put_text(char *o, const uint8_t *s, Py_ssize_t n) {
     return o;
 }
 
+/* Two base64 characters for every 12-bit value: half the lookups of one table of 64. */
+static char B64_PAIRS[4096][2];
+
+static void init_b64_pairs(void) {
+    for (int v = 0; v < 4096; v++) {
+        B64_PAIRS[v][0] = B64[v >> 6];
+        B64_PAIRS[v][1] = B64[v & 63];
+    }
+}
+
 /* A JSON string of the payload's standard base64 (RFC 4648 §4, padded), as binascii writes it. */
 static char *put_base64(char *o, const uint8_t *s, Py_ssize_t n) {
     *o++ = '"';
     Py_ssize_t i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        o[0] = B64[v >> 18];
-        o[1] = B64[(v >> 12) & 63];
-        o[2] = B64[(v >> 6) & 63];
-        o[3] = B64[v & 63];
+        memcpy(o, B64_PAIRS[v >> 12], 2);
+        memcpy(o + 2, B64_PAIRS[v & 4095], 2);
         o += 4;
     }
     if (n - i == 1) {
@@ -414,4 +422,7 @@ static struct PyModuleDef module = {
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    init_b64_pairs();
+    return PyModule_Create(&module);
+}

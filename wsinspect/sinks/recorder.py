@@ -112,7 +112,7 @@ def _base64(data: bytes) -> bytes:
     return b2a_base64(data, newline=False)
 
 
-# Where built, the C version: binascii encodes bit by bit, 2.5x slower on a MiB, and base64 of
+# Where built, the C version: binascii encodes bit by bit, 4x slower on a MiB, and base64 of
 # big binary payloads is most of a recording's CPU time.
 with contextlib.suppress(ImportError):
     from wsinspect._speedups import b64encode as _base64  # type: ignore[assignment]
