@@ -89,6 +89,8 @@ _CHUNK_BYTES = 1 << 20  # ...or fewer, once this much big payload is serialised
 _TICK = 0.01  # how often pending events are serialised (written every ``interval``)
 #: Payloads from this size on are serialised to bytes pieces that go to the file as they are.
 _BIG = 1 << 14
+#: Serialised bytes that are written at once rather than at the end of the interval.
+_WRITE_SOON = 1 << 20
 #: Serialised bytes waiting beyond which the relay waits for the disk (see ``_write_ready``).
 _MAX_BACKLOG = 64 << 20
 
@@ -402,6 +404,7 @@ class Recorder:
         "_queued_bytes",
         "_ready",
         "_ready_count",
+        "_ready_size",
         "_redact",
         "_stop",
         "_thread",
@@ -424,6 +427,7 @@ class Recorder:
         self._batch_pos = 0  # ...up to here
         self._ready: list[bytes] = []  # serialised and encoded, not handed to the writer yet
         self._ready_count = 0
+        self._ready_size = 0  # bytes in ``_ready``
         # The writer thread's work: (chunks, events, bytes) batches, in order. ``_cond`` guards
         # the queue, its counts, ``_stop`` and ``_message``.
         self._cond = threading.Condition()
@@ -491,7 +495,8 @@ class Recorder:
         """Write the pending events every ``interval`` seconds until cancelled, then write the
         rest and close the file (so SIGINT/SIGTERM, which cancel the relay, end it cleanly).
 
-        Events are turned into text every 10 ms and the text is written every ``interval``.
+        Events are turned into text every 10 ms and the text is written every ``interval``
+        (sooner once ``_WRITE_SOON`` bytes are ready).
         Serialising often keeps the event objects short-lived: held for a whole interval, tens
         of thousands of them would survive into the garbage collector's older generations and
         make its full collections (which walk every live object) frequent and slow. Strings are
@@ -507,7 +512,9 @@ class Recorder:
                 next_tick = max(next_tick + tick, trio.current_time())
                 await trio.sleep_until(min(next_tick, write_at))
                 await self._serialise_pending()
-                if trio.current_time() >= write_at:
+                # Written every interval, or as soon as a few MiB are ready: handed over
+                # while still in the CPU's cache, the text costs half as much to write.
+                if trio.current_time() >= write_at or self._ready_size >= _WRITE_SOON:
                     write_at = max(write_at + self.interval, trio.current_time())
                     await self._write_ready()
         finally:
@@ -534,6 +541,7 @@ class Recorder:
             )
             self._ready.extend(chunks)
             self._ready_count += count
+            self._ready_size += sum(map(len, chunks))
             await trio.lowlevel.checkpoint()
         self._batch, self._batch_pos = [], 0
 
@@ -547,9 +555,8 @@ class Recorder:
         relay then runs at the speed of the disk.
         """
         if self._ready:
-            chunks, count = self._ready, self._ready_count
-            self._ready, self._ready_count = [], 0
-            size = sum(map(len, chunks))
+            chunks, count, size = self._ready, self._ready_count, self._ready_size
+            self._ready, self._ready_count, self._ready_size = [], 0, 0
             cond = self._cond
             with cond:
                 if self._thread is None:
@@ -603,7 +610,7 @@ class Recorder:
             self._thread = None
         if self._ready:
             self._write_chunks(self._ready, self._ready_count)
-            self._ready, self._ready_count = [], 0
+            self._ready, self._ready_count, self._ready_size = [], 0, 0
         self._report()
         try:
             self._file.close()
