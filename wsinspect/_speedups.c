@@ -119,9 +119,31 @@ static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 /* A JSON string of valid UTF-8 text as json.dumps(ensure_ascii=False) writes it: only '"',
    '\\' and the C0 controls are escaped, the short forms where JSON has them. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* Whether any byte of the word is below 0x20, '"' or '\\' (exact: no byte is missed, none
+   is wrongly found; bytes from 0x80 on, UTF-8 sequences, never count). */
+static int needs_escape(uint64_t w) {
+    uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+    uint64_t found = (w - ONES * 0x20) & ~w;
+    found |= (quote - ONES) & ~quote;
+    found |= (backslash - ONES) & ~backslash;
+    return (found & HIGHS) != 0;
+}
+
 static char *put_text(char *o, const uint8_t *s, Py_ssize_t n) {
     *o++ = '"';
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + 8 <= n) { /* eight plain bytes at once: most text has nothing to escape */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!needs_escape(w)) {
+                memcpy(o, &w, 8);
+                o += 8;
+                i += 7;
+                continue;
+            }
+        }
         uint8_t c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
         *o++ = '\\';

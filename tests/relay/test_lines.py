@@ -358,3 +358,15 @@ async def test_frames_written_as_lines_whose_send_failed_are_said_not_delivered(
     assert [json.loads(line)["seq"] for line in sink.lines[::2]] == [1, 2]  # written by C
     notices = [e.text for e in sink.events if isinstance(e, Notice)]
     assert "frames #1 to #2 (c2s) were not delivered: the upstream is gone" in notices
+
+
+@pytest.mark.parametrize("special", ['"', "\\", "\x00", "\n", "\x1f", " ", "\x7f", "é", "\u2028", "𝄞"])
+def test_escapes_at_every_position_of_a_word(special: str) -> None:
+    """The C escaper looks at eight bytes at a time: a character that needs escaping (or not)
+    must be found wherever it falls."""
+    data = b"".join(
+        encode_frame(1, ("a" * k + special + "b" * (k % 5)).encode()) for k in range(20)
+    )
+    lines, sink = tier_lines("s2c", [data])
+    assert sink.calls == 1
+    assert lines == python_lines("s2c", [data])
