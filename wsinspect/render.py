@@ -3,8 +3,10 @@ TUI all call these functions, so a frame reads the same everywhere."""
 
 from __future__ import annotations
 
-import json
+import itertools
+import math
 import time
+from json.encoder import encode_basestring as _json_string
 
 from wsinspect.events import (
     ConnectionClosed,
@@ -35,9 +37,19 @@ ARROWS = {"c2s": "→", "s2c": "←"}
 DEFAULT_PREVIEW = 80
 
 
+# The last whole second formatted, and its text: lines come many to a second, and
+# localtime + strftime cost about 1 µs.
+_last_second: tuple[int, str] = (-1, "")
+_MILLIS = [f".{ms:03d}" for ms in range(1000)]
+
+
 def format_time(ts: float) -> str:
     """Local wall-clock time with milliseconds: ``14:03:07.123``."""
-    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+    global _last_second
+    second = math.floor(ts)
+    if second != _last_second[0]:
+        _last_second = (second, time.strftime("%H:%M:%S", time.localtime(second)))
+    return _last_second[1] + _MILLIS[int(ts * 1000) % 1000]
 
 
 def format_bytes(n: int) -> str:
@@ -74,19 +86,22 @@ def preview(payload: bytes, *, text: bool, length: int | None = None,
             decoded = None
     if decoded is not None:
         # JSON string escaping: quotes and control characters escaped, other text kept.
-        return '"' + _cut(json.dumps(decoded, ensure_ascii=False)[1:-1], width) + '"' + suffix
+        return '"' + _cut(_json_string(decoded)[1:-1], width) + '"' + suffix
     return "0x" + _cut(payload.hex(), width) + suffix
 
 
+def _flag_text(fin: bool, rsv1: bool, rsv2: bool, rsv3: bool) -> str:
+    names = [name for bit, name in ((fin, "FIN"), (rsv1, "RSV1"), (rsv2, "RSV2"), (rsv3, "RSV3")) if bit]  # fmt: skip
+    return " ".join(names) or "-"
+
+
+# (fin, rsv1, rsv2, rsv3) → its text, for the 16 combinations.
+_FLAGS = {bits: _flag_text(*bits) for bits in itertools.product((False, True), repeat=4)}
+
+
 def flags(frame: Frame) -> str:
-    """``FIN RSV1 MASK`` style flag list, ``-`` for a non-final frame with no bits set."""
-    out = []
-    if frame.fin:
-        out.append("FIN")
-    for bit, name in ((frame.rsv1, "RSV1"), (frame.rsv2, "RSV2"), (frame.rsv3, "RSV3")):
-        if bit:
-            out.append(name)
-    return " ".join(out) or "-"
+    """``FIN RSV1 RSV2 RSV3`` style flag list, ``-`` for a non-final frame with no bits set."""
+    return _FLAGS[frame.fin, frame.rsv1, frame.rsv2, frame.rsv3]
 
 
 def render_frame(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> str:
