@@ -37,12 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import re
 
     from wsinspect.events import Event, FaultInjected, FrameSeen, MessageSeen
     from wsinspect.render import render_event
     from wsinspect.sinks.reader import RecordingError, read_recording
+    from wsinspect.sinks.recorder import json_line
     from wsinspect.wire.frames import opcode_from_name
 
     try:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             if not wanted(event):
                 continue
             if args.log_format == "json":
-                line = json.dumps(event.to_dict(), ensure_ascii=False)
+                line = json_line(event)  # the live log's JSON line
             else:
                 line = render_event(event, width=args.width)
             if pattern is not None and not matches(event, line):

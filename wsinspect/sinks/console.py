@@ -3,7 +3,8 @@
 ``publish`` only appends the event to a list (O(1), never blocks the relay); ``run`` wakes every
 ``interval`` seconds, renders what came (``render.render_event`` for text, ``to_dict`` + JSON
 for ``--log-format json``; in text mode a message gets a line only when it took several
-frames or was compressed) and writes it in one call, in a worker thread so a slow terminal or
+frames or was compressed; JSON lines are the recording's compact lines, unredacted) and
+writes it in one call, in a worker thread so a slow terminal or
 a full pipe never stalls the relay. If the output cannot keep up, at most ``max_pending`` events
 wait; older ones are dropped and a line says how many.
 """
@@ -18,6 +19,7 @@ import trio
 
 from wsinspect.events import Event, MessageSeen
 from wsinspect.render import render_event
+from wsinspect.sinks.recorder import json_line
 
 __all__ = ["ConsoleSink"]
 
@@ -52,8 +54,7 @@ class ConsoleSink:
     def render(self, events: list[Event]) -> str:
         """The text for a batch of events, one line each (JSON or human)."""
         if self.fmt == "json":
-            dumps = json.dumps
-            lines = [dumps(e.to_dict(), ensure_ascii=False) for e in events]
+            lines = [json_line(e) for e in events]
         else:
             # A one-frame, uncompressed message says nothing its frame line did not: only
             # reassembled or inflated messages get a line of their own.

@@ -58,6 +58,7 @@ __all__ = [
     "REDACTED_HEADERS",
     "Recorder",
     "cancel_on_sigterm",
+    "json_line",
     "open_recorder",
     "redact_headers",
     "start_recorder",
@@ -297,6 +298,17 @@ _FAST = _fast_path_agrees()
 _FAST_LINES: dict[type, Callable[[Any], Line | None]] = (
     {FrameSeen: _frame_line, MessageSeen: _message_line} if _FAST else {}
 )
+
+
+def json_line(event: Event) -> str:
+    """``event``'s dict form as one compact JSON line (no newline), unredacted: the recording's
+    text for it, as ``--log-format json`` prints it. Frame and message events take the fast
+    lines (several times cheaper than ``to_dict`` and ``json``)."""
+    fast = _FAST_LINES.get(event.__class__)
+    line = fast(event) if fast is not None else None
+    if line is None:
+        return _dumps(event.to_dict())
+    return _line_text(line)
 
 
 def _encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[bytes, int]], pos: int,
