@@ -124,6 +124,47 @@ def test_upstream_101_is_checked_and_the_client_gets_its_own_accept() -> None:
     assert reply.endswith(b"Set-Cookie: a=1\r\n\r\n")
 
 
+@pytest.mark.parametrize(
+    "status_line, extra",
+    [
+        (b"HTTP/1.1 101 Switching Protocols", b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n"),
+        (b"HTTP/1.1 101 Web Socket Protocol Handshake", b"sec-websocket-protocol:  chat \r\n"),
+        (b"HTTP/1.1 101", b"X-Odd: \xe9t\xe9\r\nHost: upstream.test\r\nContent-Length: 0\r\n"),
+        (b"HTTP/1.1 101 ", b"SERVER: x\r\nSec-WebSocket-Extensions: permessage-deflate\r\n"),
+    ],
+)
+def test_client_101_is_the_bytes_h11_writes_for_the_upstream_answer(
+    status_line: bytes, extra: bytes
+) -> None:
+    """The 101 is put together without a second pass through h11: byte for byte what h11
+    would send for the same answer (status line, Host first, headers in order and case)."""
+    import h11
+
+    hs, request = _request()
+    up = UpstreamHandshake()
+    up.request_for(validate_upgrade(request), "u")  # type: ignore[arg-type]
+    answer = up.feed(
+        status_line + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept_key(up.key).encode() + b"\r\n" + extra + b"\r\n"
+    )
+    assert isinstance(answer, UpstreamAccepted)
+    reference = h11.Connection(h11.SERVER)
+    reference.receive_data(REQUEST)
+    reference.next_event()
+    reference.next_event()  # EndOfMessage: the upgrade is now proposed
+    headers = [
+        (n.encode("latin-1"), (accept_key("dGhlIHNhbXBsZSBub25jZQ==") if n.lower() == "sec-websocket-accept" else v).encode("latin-1"))
+        for n, v in answer.headers
+    ]  # fmt: skip
+    expected = reference.send(
+        h11.InformationalResponse(
+            status_code=101, headers=headers,
+            reason=answer.reason.encode("latin-1") or b"Switching Protocols",
+        )
+    )  # fmt: skip
+    assert hs.accept(answer) == expected
+
+
 def test_upstream_101_with_a_wrong_accept_is_502() -> None:
     up = UpstreamHandshake()
     with pytest.raises(HandshakeError) as info:

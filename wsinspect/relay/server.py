@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import socket
 import ssl
 import time
@@ -26,7 +27,7 @@ from wsinspect.relay.opening import handle_client
 from wsinspect.relay.session import Session
 from wsinspect.relay.upstream import client_ssl_context
 
-__all__ = ["Relay", "raise_fd_limit", "serve", "server_ssl_context"]
+__all__ = ["Relay", "raise_fd_limit", "serve", "server_ssl_context", "tune_gc"]
 
 
 def raise_fd_limit() -> None:
@@ -42,6 +43,25 @@ def raise_fd_limit() -> None:
     if soft != resource.RLIM_INFINITY and soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# CPython's cycle collector runs a young collection every 700 net container allocations and
+# promotes what it finds alive. Opening a connection allocates a few hundred containers (tasks,
+# coroutines, cancel scopes, h11 state), most of which live only for the handshake: with the
+# default thresholds a collection catches many of them alive, promotes them, and generation-1
+# and full collections traverse them again as open connections pile up. Measured opening 1,000
+# connections at a time: ~165 µs of collector time per connection (a quarter of the proxy's
+# CPU), ~50 µs with these thresholds, under which they mostly die by reference count before a
+# collection sees them. The relay makes no reference cycles per connection, so no garbage
+# waits longer for it.
+GC_THRESHOLDS = (20_000, 20, 10)
+
+
+def tune_gc() -> None:
+    """Raise the cycle collector's thresholds to ``GC_THRESHOLDS`` (never lower them)."""
+    current = gc.get_threshold()
+    if current[0] and current[0] < GC_THRESHOLDS[0]:
+        gc.set_threshold(*(max(a, b) for a, b in zip(current, GC_THRESHOLDS, strict=True)))
 
 
 # accept(2) errors that mean "overloaded for now": wait and accept again (as trio's
@@ -151,7 +171,12 @@ class Relay:
         except Exception as exc:  # one connection's failure never reaches the listener
             self.hub.publish(Notice(time.time(), "error", f"connection failed: {exc!r}", conn))
         finally:
-            await trio.aclose_forcefully(stream)
+            if type(stream) is trio.SocketStream:
+                # All ``aclose`` does for a plain socket, without the checkpoint (and the
+                # cancel scope ``aclose_forcefully`` wraps it in); closing twice is harmless.
+                stream.socket.close()
+            else:
+                await trio.aclose_forcefully(stream)
 
 
 async def serve(
@@ -161,8 +186,12 @@ async def serve(
     hooks: Hooks | None = None,
     task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen and relay until cancelled; ``task_status.started(relay)`` once bound."""
+    """Listen and relay until cancelled; ``task_status.started(relay)`` once bound.
+
+    Process-wide, like the open-files limit it lifts, it also raises the cycle collector's
+    thresholds (``tune_gc``)."""
     raise_fd_limit()
+    tune_gc()
     relay = Relay(settings, hub, hooks)
     install_faults(relay)  # Origin policy, idle timeout and --fault from the settings
     listeners = await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)

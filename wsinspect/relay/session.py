@@ -383,10 +383,27 @@ class Session:
                 if size:
                     os.close(r)
                     os.close(w)
-            with trio.CancelScope(shield=True):
-                await self._close_streams()
+            if not self._close_sockets():
+                with trio.CancelScope(shield=True):
+                    await self._close_streams()
             self._publish_closed()
             self.finished.set()
+
+    def _close_sockets(self) -> bool:
+        """Close both sides at once when both are plain TCP streams (the usual case), as
+        ``SocketStream.aclose`` would minus its checkpoint: no await, so no shielded scope and
+        no timeout scope per stream, a visible share of the cost of a short connection.
+        ``False`` (nothing closed) when one is not, e.g. TLS: ``_close_streams`` then."""
+        streams = (self._src[C2S], self._src[S2C])
+        if not all(type(s) is trio.SocketStream for s in streams):
+            return False
+        for stream in streams:
+            sock = cast(trio.SocketStream, stream).socket
+            if self._reset:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            sock.close()  # wakes any task still waiting on it, as aclose does
+        return True
 
     async def _close_streams(self) -> None:
         for stream in (self._src[C2S], self._src[S2C]):

@@ -11,6 +11,7 @@ refused, unreachable or unresolvable upstream, a TLS failure or a bad 101, 504 f
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -120,13 +121,31 @@ async def connect(
     return stream
 
 
+@functools.lru_cache(maxsize=64)
+def _ip_family(host: str) -> int | None:
+    """``AF_INET``/``AF_INET6`` when ``host`` is an IP address literal, else ``None`` (a name).
+    Cached: the relay asks for the same upstream host on every connection."""
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
+
+
+def _connected(sock: socket.socket) -> bool:
+    """Whether a connect in progress has completed (the socket has a peer)."""
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: the handshake is still under way
+        return False
+    return True
+
+
 async def _open_tcp(host: str, port: int) -> trio.SocketStream:
     """``trio.open_tcp_stream``, minus its name resolution and Happy Eyeballs machinery (a
     nursery and a task per attempt) when ``host`` is an IP address: one address, one attempt,
     and connections open faster under load."""
-    try:
-        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:
+    family = _ip_family(host)
+    if family is None:
         return await trio.open_tcp_stream(host, port)
     # A non-blocking connect on the OS socket: trio's ``sock.connect`` adds a cancel scope
     # and several helpers per call, a visible share of the cost of opening a connection.
@@ -135,8 +154,13 @@ async def _open_tcp(host: str, port: int) -> trio.SocketStream:
         sock.setblocking(False)
         err = sock.connect_ex((host, port))
         if err == errno.EINPROGRESS:
-            await trio.lowlevel.wait_writable(sock)
+            # On loopback (and other local upstreams) the TCP handshake, or the refusal, has
+            # usually completed by the time connect() returns: look before waiting, which
+            # saves a trip through trio's I/O wait (two epoll_ctl calls and a reschedule).
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not err and not _connected(sock):
+                await trio.lowlevel.wait_writable(sock)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, os.strerror(err))
     except BaseException:
