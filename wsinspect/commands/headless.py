@@ -6,7 +6,6 @@ before listening and both end the recording cleanly on SIGINT and SIGTERM.
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -61,11 +60,6 @@ def run_headless(command: str, settings: Settings, starter: Starter, *, listen: 
                 failure.append(str(group.exceptions[0]))
                 nursery.cancel_scope.cancel()
 
-    # The relay makes and drops many small objects per frame, and cycles among them are rare:
-    # collecting the young generation every 50,000 allocations instead of 700, with what
-    # exists at start-up set aside, costs less (about 8% of proxy CPU with logging on).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
     try:
         trio.run(main)
     except BaseException as exc:
