@@ -14,8 +14,9 @@ variant, and the ratio proxy/direct (higher is better for rates, lower for times
 - msgs/s for 64-byte text messages echoed with 100 in flight;
 - MiB/s for 1 MiB binary messages echoed with 4 in flight;
 - round trip p50/p99 with one 64-byte message in flight;
-- time to open 1,000 and 5,000 concurrent connections (TCP + handshake), and the proxy's
-  memory per open idle connection (RSS growth / connections).
+- time to open 1,000 and 5,000 concurrent connections (TCP + handshake, 100 handshakes at
+  once), every round, and the proxy's memory per open idle connection (RSS growth over the
+  first round / connections).
 
 The load generator must not be the bottleneck, so neither peer parses frames: every message in a
 scenario has the same size, the client sends pre-masked bytes and the server answers with
@@ -37,6 +38,7 @@ import shlex
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -262,9 +264,13 @@ async def open_many(port: int, count: int, concurrency: int, hold: Callable[[], 
     clients = await asyncio.gather(*(one() for _ in range(count)))
     elapsed = time.perf_counter() - start
     await asyncio.get_running_loop().run_in_executor(None, hold)
+    # Reset rather than close: thousands of connections in TIME_WAIT would make the next
+    # round's connects search the ephemeral ports longer (later rounds measured 2x slower).
+    linger = struct.pack("ii", 1, 0)
     for c in clients:
-        c.transport.close()
-    await asyncio.sleep(0.2)
+        c.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        c.transport.abort()
+    await asyncio.sleep(1.5)  # the proxy and the server tear thousands down: let them finish
     return elapsed
 
 
@@ -348,6 +354,7 @@ def main() -> int:
         help="proxy flags for one proxied column (repeatable; default: '-q')",
     )  # fmt: skip
     parser.add_argument("--skip-scale", action="store_true", help="skip the connection scenarios")
+    parser.add_argument("--verbose", action="store_true", help="also print every round's figures")
     parser.add_argument("--direct-only", action="store_true",
                         help="measure the load generator alone (no proxy)")  # fmt: skip
     opts = parser.parse_args()
@@ -397,7 +404,10 @@ def main() -> int:
                 p50, p99 = ask(("rtt", t.port, 500 if opts.quick else 2000))  # type: ignore[misc]
                 add(t, "round trip p50 µs", p50)
                 add(t, "round trip p99 µs", p99)
-        if not opts.skip_scale:
+        # Rounds of their own, after the others: thousands of connections opened and closed
+        # change how the echo peers' later traffic is timed (direct 64 B rates tripled). Several
+        # rounds, as a single opening of 1,000 connections (~0.1 s direct) swings by half.
+        for r in range(0 if opts.skip_scale else rounds):
             for count in scales:
                 for t in targets:
                     before = t.rss_kib()
@@ -411,8 +421,8 @@ def main() -> int:
                     status, elapsed = parent_conn.recv()
                     if status == "error":
                         raise RuntimeError(elapsed)
-                    add(t, f"open {count} conns s", float(elapsed))
-                    if t.proc is not None:
+                    add(t, f"open {count} conns ms", float(elapsed) * 1000)
+                    if t.proc is not None and r == 0:  # growth: later rounds reuse the memory
                         add(t, f"KiB per conn ({count} open)", (after - before) / count)
     finally:
         parent_conn.send(None)
@@ -425,6 +435,10 @@ def main() -> int:
         for d in (tmpdir, shmdir):
             shutil.rmtree(d, ignore_errors=True)  # recordings of a run can be gigabytes
 
+    if opts.verbose:
+        for name, figures in results.items():
+            for key, values in figures.items():
+                print(f"{name:<20} {key:<30} " + "  ".join(f"{v:,.1f}" for v in values))
     direct = results["direct"]
     print(f"\nwsinspect relay benchmark ({rounds} round(s), medians; ratio = proxy / direct)")
     width = max(len(k) for k in direct) if direct else 20
