@@ -330,36 +330,6 @@ def test_the_recording_tier_is_only_for_a_recording_that_watches_alone(tmp_path:
     recorder.close()
 
 
-@pytest.mark.trio
-async def test_frames_written_as_lines_whose_send_failed_are_said_not_delivered() -> None:
-    import trio.testing
-
-    from wsinspect.events import Notice
-    from wsinspect.relay.session import Session
-
-    class Lines(LineList):
-        def __init__(self) -> None:
-            super().__init__()
-            self.events: list[object] = []
-
-        def publish(self, event: object) -> None:
-            self.events.append(event)
-
-    sink = Lines()
-    hub = Hub()
-    hub.subscribe(sink)
-    _client_end, proxy_client_side = trio.testing.lockstep_stream_pair()
-    proxy_upstream_side, upstream_end = trio.testing.lockstep_stream_pair()
-    await upstream_end.aclose()  # the upstream is gone before anything is forwarded
-    session = Session(hub, 7, proxy_client_side, proxy_upstream_side)
-    first = encode_frame(1, b"one", mask_key=KEY) + encode_frame(1, b"two", mask_key=KEY)
-    with trio.fail_after(5):
-        await session.run(client_first=first)
-    assert [json.loads(line)["seq"] for line in sink.lines[::2]] == [1, 2]  # written by C
-    notices = [e.text for e in sink.events if isinstance(e, Notice)]
-    assert "frames #1 to #2 (c2s) were not delivered: the upstream is gone" in notices
-
-
 @pytest.mark.parametrize("special", ['"', "\\", "\x00", "\n", "\x1f", " ", "\x7f", "é", "\u2028", "𝄞"])
 def test_escapes_at_every_position_of_a_word(special: str) -> None:
     """The C escaper looks at eight bytes at a time: a character that needs escaping (or not)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import trio
 import trio.testing
@@ -10,6 +12,7 @@ from relay_helpers import Collector, StartProxy, raw_client, read_exactly, start
 from wsinspect.events import FrameSeen, Notice
 from wsinspect.hub import Hub
 from wsinspect.relay.hooks import Hooks
+from wsinspect.relay.lines import LineTier
 from wsinspect.relay.session import Session
 from wsinspect.wire.frames import encode_frame
 
@@ -77,10 +80,23 @@ async def test_a_reply_is_never_logged_before_the_request_it_answers(
     ]
 
 
-async def test_frames_whose_send_failed_are_said_not_delivered() -> None:
+class LineCollector(Collector):
+    """A sink that also takes recording lines: the recording tier writes the frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict] = []
+
+    def publish_lines(self, lines: bytes, count: int) -> None:
+        self.lines += [json.loads(line) for line in lines.splitlines()]
+
+
+@pytest.mark.parametrize("tier", ["full", "recording"])
+async def test_frames_whose_send_failed_are_said_not_delivered(tier: str) -> None:
     hub = Hub()
-    sink = Collector()
+    sink = Collector() if tier == "full" else LineCollector()
     hub.subscribe(sink)
+    assert (hub.line_sink is not None) == (tier == "recording")
     _client_end, proxy_client_side = trio.testing.lockstep_stream_pair()
     proxy_upstream_side, upstream_end = trio.testing.lockstep_stream_pair()
     await upstream_end.aclose()  # the upstream is gone before anything is forwarded
@@ -88,8 +104,11 @@ async def test_frames_whose_send_failed_are_said_not_delivered() -> None:
     first = encode_frame(1, b"one", mask_key=MASK) + encode_frame(1, b"two", mask_key=MASK)
     with trio.fail_after(5):
         await session.run(client_first=first)
-    seen = sink.of(FrameSeen)
-    assert [e.seq for e in seen] == [1, 2]
+    if isinstance(sink, LineCollector) and LineTier.available:
+        seqs = [line["seq"] for line in sink.lines if line["type"] == "frame"]
+    else:
+        seqs = [e.seq for e in sink.of(FrameSeen)]
+    assert seqs == [1, 2]
     notices = [n for n in sink.of(Notice) if "not delivered" in n.text]
     assert [n.text for n in notices] == [
         "frames #1 to #2 (c2s) were not delivered: the upstream is gone"
