@@ -495,7 +495,8 @@ class Recorder:
 
     @property
     def pending(self) -> int:
-        """Events published and not written yet."""
+        """Events published and not written yet (a block of ``publish_lines`` counts once
+        until it is serialised)."""
         return (
             len(self._pending) + len(self._batch) - self._batch_pos + self._ready_count
             + self._queued
