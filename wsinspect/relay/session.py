@@ -589,17 +589,17 @@ class Session:
         return await self._relay_frames(d, side, data, *inspected)
 
     def _inspect(
-        self, d: str, data: bytes, delivered: bool = True
+        self, d: str, data: bytes, as_lines: bool = False
     ) -> tuple[list[Frame], float, float]:
         """Feed ``data`` to ``d``'s inspector: ``(completed frames, wall time, trio time)``.
-        In the recording tier, frames written as lines are counted here and not returned:
-        only chunks forwarded as they came, since those lines say "delivered"."""
+        ``as_lines``: the chunk went on as it came, so in the recording tier its common frames
+        may be written as lines (which say "delivered"); those are counted, not returned."""
         ts = time.time()
         now = trio.current_time()
         insp = self._inspectors[d]
         if not self._light:
             lines = self._lines
-            if lines is None or not delivered or not self._forwarding(d):
+            if lines is None or not as_lines:
                 return insp.feed(data), ts, now
             frames, seq = lines.feed(d, cast(Inspector, insp), data, ts, self.seq)
             if seq != self.seq:
@@ -641,7 +641,7 @@ class Session:
             except OSError as exc:
                 failed = exc
         first = self.seq + 1  # (before inspecting: the recording tier numbers frames there)
-        frames, ts, now = inspected or self._inspect(d, data, failed is None)
+        frames, ts, now = inspected or self._inspect(d, data, as_lines=failed is None)
         closes = self._publish_frames(d, frames, ts, now, failed is None)
         last = self.seq
         # Counted as handled before the await, so an action that looks meanwhile sees the
