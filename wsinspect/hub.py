@@ -19,10 +19,7 @@ class Sink(Protocol):
 
 
 @runtime_checkable
-class LineSink(Protocol):
-    def publish(self, event: Event) -> None:
-        """Take one event; must not block or raise."""
-
+class LineSink(Sink, Protocol):
     def publish_lines(self, lines: bytes, count: int) -> None:
         """Take ``count`` frame and message events already serialised as recording lines
         (format v1, each ending in a newline), in their place among the events; O(1)."""
