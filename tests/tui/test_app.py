@@ -140,7 +140,10 @@ async def test_json_mode_says_when_a_payload_is_not_json(events: list[Event]) ->
 async def test_close_frame_detail_explains_the_code(events: list[Event]) -> None:
     app = make_app(events)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("slash", *"op:close", "enter", "home")
+        await pilot.press("slash", *"op:close", "enter")
+        await settle(app, pilot)
+        await pilot.press("home")
+        await pilot.pause()
         assert "close      1000 — normal closure" in detail(app)
         assert "reason     'bye'" in detail(app)
 
@@ -162,12 +165,16 @@ async def test_violations_show_their_rfc_section_and_marker(events: list[Event])
 async def test_message_view_reassembles_fragments(events: list[Event]) -> None:
     app = make_app(events)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("slash", *"frag-two", "enter", "home", "m")
+        await pilot.press("slash", *"frag-two", "enter")
+        await settle(app, pilot)  # the filter applied and the table redrawn, however loaded
+        await pilot.press("home", "m")
+        await pilot.pause()
         shown = detail(app)
         assert "Message #4 of connection #1" in shown
         assert "frames     3" in shown
         assert "frag-one frag-two frag-end" in shown
         await pilot.press("m")
+        await pilot.pause()
         assert "Frame 6 of connection #1" in detail(app)
 
 
