@@ -47,6 +47,7 @@ from wsinspect.events import (
     Notice,
 )
 from wsinspect.hub import Hub
+from wsinspect.relay.observers import Tier
 from wsinspect.relay.server import serve
 from wsinspect.wire.frames import encode_frame
 
@@ -130,7 +131,7 @@ async def relayed_pair(
     client, head, _ = await raw_client(proxy.port)
     assert head.startswith(b"HTTP/1.1 101")
     await up.ready.wait()
-    assert proxy.relay.sessions[1].light == (tier == "light")
+    assert set(proxy.relay.sessions[1].tiers.values()) == {Tier(tier)}
     return proxy, client, up
 
 

@@ -19,7 +19,7 @@ from relay_helpers import (
 )
 
 from wsinspect.relay.server import ACCEPT_BURST
-from wsinspect.relay.upstream import receive_some, send_all
+from wsinspect.relay.transport import receive_some, send_all
 from wsinspect.wire.frames import encode_frame
 
 pytestmark = pytest.mark.trio
@@ -231,7 +231,7 @@ async def test_a_connection_that_always_has_data_does_not_starve_another(
 
             def relayed() -> int:
                 sessions = list(flooded.relay.sessions.values())
-                return sessions[0].bytes["s2c"] if sessions else 0
+                return sessions[0].traffic.bytes["s2c"] if sessions else 0
 
             while relayed() < 1 << 20:  # noqa: ASYNC110 (a counter, no event to wait on)
                 await trio.sleep(0.01)  # until the flood is under way

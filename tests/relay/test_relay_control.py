@@ -203,11 +203,11 @@ async def test_last_activity_times_track_data_and_control_frames(
         proxy = await start_proxy(await start_raw_ws_server(nursery, server))
         client, _, _ = await raw_client(proxy.port)
         session = proxy.relay.sessions[1]
-        before_data, before_control = session.last_data, session.last_control
+        before_data, before_control = session.traffic.last_data, session.traffic.last_control
         await trio.sleep(0.02)
         await client.send_all(encode_frame(9, b"ping", mask_key=MASK))
         await proxy.sink.wait_for(FrameSeen)
-        assert session.last_control > before_control and session.last_data == before_data
+        assert session.traffic.last_control > before_control and session.traffic.last_data == before_data
 
 
 async def test_an_error_in_one_session_ends_only_that_session(

@@ -22,6 +22,7 @@ from websockets.trio.client import connect
 
 from wsinspect.events import ConnectionClosed, FaultInjected
 from wsinspect.relay.control import BlackholeConnection, CloseConnection
+from wsinspect.relay.observers import Tier
 from wsinspect.wire.frames import FrameParser, encode_frame
 
 pytestmark = pytest.mark.trio
@@ -58,7 +59,7 @@ async def _pair(nursery: trio.Nursery, start_proxy: StartProxy, tier: str, **kw:
     client, _, _ = await raw_client(proxy.port)
     await up.ready.wait()
     assert up.stream is not None
-    assert proxy.relay.sessions[1].light == (tier == "light")
+    assert set(proxy.relay.sessions[1].tiers.values()) == {Tier(tier)}
     return proxy, client, up
 
 
@@ -72,7 +73,7 @@ async def test_light_and_full_tiers_relay_a_session_and_report_it_the_same(
         proxy = await start_proxy(upstream, **TIERS[tier])
         got: list[object] = []
         async with connect(proxy.url(), proxy=None, max_size=None) as ws:
-            assert proxy.relay.sessions[1].light == (tier == "light")
+            assert set(proxy.relay.sessions[1].tiers.values()) == {Tier(tier)}
             await ws.send("hello")
             got.append(await ws.recv())
             await ws.send(big)
@@ -141,18 +142,18 @@ async def test_light_tier_tracks_data_and_control_activity(
     with trio.fail_after(10):
         proxy, client, up = await _pair(nursery, start_proxy, "light")
         session = proxy.relay.sessions[1]
-        before_data, before_control = session.last_data, session.last_control
+        before_data, before_control = session.traffic.last_data, session.traffic.last_control
         await trio.sleep(0.02)
         ping = encode_frame(9, b"ping", mask_key=MASK)
         await client.send_all(ping)
         await read_exactly(up.stream, len(ping))
-        assert session.last_control > before_control and session.last_data == before_data
+        assert session.traffic.last_control > before_control and session.traffic.last_data == before_data
         await trio.sleep(0.02)
         text = encode_frame(1, b"data", mask_key=MASK)
         await client.send_all(text)
         await read_exactly(up.stream, len(text))
-        assert session.last_data > session.last_control
-        assert session.frames == {"c2s": 2, "s2c": 0}
+        assert session.traffic.last_data > session.traffic.last_control
+        assert session.traffic.frames == {"c2s": 2, "s2c": 0}
         up.done.set()
 
 
@@ -203,11 +204,11 @@ async def test_a_proxy_close_waits_for_the_frame_in_progress_in_both_tiers(
         proxy = await start_proxy(await start_raw_ws_server(nursery, server), **TIERS[tier])
         client, _, _ = await raw_client(proxy.port)
         session = proxy.relay.sessions[1]
-        assert session.light == (tier == "light")
+        assert set(session.tiers.values()) == {Tier(tier)}
         # Two frames in progress in turn: the first ends in the second's chunk (a frame that
         # began in an earlier chunk), the second is cut mid-header.
         await client.send_all(frame[:first])
-        while session.bytes["c2s"] < first:  # noqa: ASYNC110 (bounded by fail_after)
+        while session.traffic.bytes["c2s"] < first:  # noqa: ASYNC110 (bounded by fail_after)
             await trio.sleep(0.01)
         async with trio.open_nursery() as inner:
             inner.start_soon(proxy.relay.execute, CloseConnection(1, 4001))
@@ -234,7 +235,7 @@ async def test_blackhole_drops_frames_in_the_light_tier(
         assert up.stream is not None
         await proxy.relay.execute(BlackholeConnection(1))
         await client.send_all(encode_frame(1, b"lost", mask_key=MASK) * 3)
-        while proxy.relay.sessions[1].frames["c2s"] < 3:  # noqa: ASYNC110 (bounded by fail_after)
+        while proxy.relay.sessions[1].traffic.frames["c2s"] < 3:  # noqa: ASYNC110 (bounded by fail_after)
             await trio.sleep(0.01)
         await proxy.relay.execute(BlackholeConnection(1, on=False))
         kept = encode_frame(1, b"kept", mask_key=MASK)

@@ -8,7 +8,7 @@ import pytest
 import trio
 from relay_helpers import echo, start_raw_server, start_ws_server
 
-from wsinspect.relay import upstream
+from wsinspect.relay import transport, upstream
 from wsinspect.relay.upstream import UpstreamError, open_websocket
 from wsinspect.wire.frames import FrameParser, encode_frame
 
@@ -56,7 +56,7 @@ async def test_a_connect_still_in_progress_is_waited_for(
 ) -> None:
     """When connect() returns before the TCP handshake is done (a remote upstream), the
     connection is waited for, not used half-open."""
-    monkeypatch.setattr(upstream, "_connected", lambda sock: False)  # as if still under way
+    monkeypatch.setattr(transport, "_connected", lambda sock: False)  # as if still under way
     with trio.fail_after(10):
         url = await start_ws_server(nursery, echo, compression=None)
         ws = await open_websocket(url + "/")

@@ -30,6 +30,7 @@ from wsinspect.faults.plan import FaultPlan
 from wsinspect.faults.shaping import ShapedSendStream, Shaper
 from wsinspect.faults.spec import FaultSpec
 from wsinspect.faults.stages import ConnectionFaults, DirectionFaults
+from wsinspect.wire.sides import DIRECTIONS, Direction
 
 if TYPE_CHECKING:
     from wsinspect.relay.hooks import FrameIn, HandshakeInfo, Refusal
@@ -63,8 +64,8 @@ class _SessionActivity:
         self.session = session
 
     def last(self, ignores_control: bool) -> float:
-        s = self.session
-        return s.last_data if ignores_control else max(s.last_data, s.last_control)
+        t = self.session.traffic
+        return t.last_data if ignores_control else max(t.last_data, t.last_control)
 
 
 @dataclass
@@ -172,7 +173,7 @@ class FaultRuntime:
 
     def _attach(self, st: ConnState) -> None:
         """Wrap the send sides and install the stages the connection's faults need."""
-        for d in ("c2s", "s2c"):
+        for d in DIRECTIONS:
             timing = st.faults.timing[d]
             df = st.faults.direction(d)
             if not (timing or df.specs) and d not in st.shaped:
@@ -185,7 +186,7 @@ class FaultRuntime:
                 st.staged.add(d)
                 st.session.set_stage(d, functools.partial(self._stage, st, df, d))
 
-    def _shaped(self, st: ConnState, d: str) -> ShapedSendStream:
+    def _shaped(self, st: ConnState, d: Direction) -> ShapedSendStream:
         shaped = st.shaped.get(d)
         if shaped is None:
             conn = st.session.conn
@@ -201,7 +202,7 @@ class FaultRuntime:
             st.session.nursery.start_soon(shaped.run)
         return shaped
 
-    async def _stage(self, st: ConnState, df: DirectionFaults, d: str,
+    async def _stage(self, st: ConnState, df: DirectionFaults, d: Direction,
                      item: FrameIn) -> Sequence[bytes]:  # fmt: skip
         step = df.feed(item.frame, item.raw)
         for action in step.actions:
@@ -263,7 +264,7 @@ class FaultRuntime:
     def set_latency(self, session: Session, ms: float, jitter: float = 0.0) -> str:
         """Replace the latency of both directions of one connection (``ms <= 0`` removes it)."""
         st = self.state(session)
-        for d in ("c2s", "s2c"):
+        for d in DIRECTIONS:
             st.faults.timing[d] = [s for s in st.faults.timing[d] if s.kind != "latency"]
             if d in st.shaped:
                 st.shaped[d].shaper.remove("latency")
@@ -303,7 +304,7 @@ class FaultRuntime:
                 continue
             st.faults.c2s.clear()
             st.faults.s2c.clear()
-            for d in ("c2s", "s2c"):
+            for d in DIRECTIONS:
                 st.faults.timing[d] = []
                 if d in st.shaped:
                     for kind in ("latency", "throttle"):

@@ -103,8 +103,8 @@ async def _list(relay: Relay, command: ListConnections) -> list[dict[str, Any]]:
             "client": s.client,
             "path": s.path,
             "opened": s.opened_at,
-            "frames": dict(s.frames),
-            "bytes": dict(s.bytes),
+            "frames": dict(s.traffic.frames),
+            "bytes": dict(s.traffic.bytes),
             "blackholed": s.blackholed,
         }
         for s in relay.sessions.values()

@@ -37,8 +37,8 @@ Session actions, callable from any task (a hook, a control command): ``await
     session.close(code, reason, client_code=None, how=...)`` sends close frames to both sides
     (never inside a frame already under way) and completes both closing handshakes;
     ``await session.cut(rst=False, how=...)`` ends both TCP connections (FIN, or RST);
-    ``session.blackhole(True)`` stops forwarding and keeps the sockets; ``session.last_data``
-    and ``session.last_control`` are the ``trio.current_time()`` of the last data/control
+    ``session.blackhole(True)`` stops forwarding and keeps the sockets; ``session.traffic.last_data``
+    and ``.last_control`` are the ``trio.current_time()`` of the last data/control
     frame either way. ``how`` is what ``ConnectionClosed.how`` will say (a fault's name).
 """
 

@@ -17,7 +17,8 @@ import trio
 from wsinspect.events import ConnectionOpened, HandshakeRejected, Notice
 from wsinspect.relay.hooks import HandshakeInfo
 from wsinspect.relay.session import Session
-from wsinspect.relay.upstream import UpstreamError, connect, read_answer, receive_some, send_all
+from wsinspect.relay.transport import raw_socket, receive_some, send_all
+from wsinspect.relay.upstream import UpstreamError, connect, read_answer
 from wsinspect.wire.handshake import (
     ClientHandshake,
     HandshakeError,
@@ -41,8 +42,6 @@ LINGER_BYTES = 1 << 20
 
 def peer_name(stream: trio.abc.Stream) -> str:
     """``host:port`` of the client (``[v6]:port`` for IPv6), ``?`` when unknown."""
-    from wsinspect.relay.upstream import raw_socket
-
     sock = raw_socket(stream)
     try:
         addr = sock.getpeername() if sock is not None else None
@@ -229,7 +228,7 @@ async def _open_upstream(
         client=client, path=path, extensions=extensions,
         capture_limit=settings.capture_limit, strict=settings.strict,
         max_message_size=settings.max_message_size,
-        session_hooks=list(relay.hooks.session_hooks), light=relay.light,
+        session_hooks=list(relay.hooks.session_hooks), tier=relay.tier,
     )  # fmt: skip
     # Registered before the 101 goes out: once the client is open, commands can find it.
     relay.sessions[conn] = session

@@ -23,6 +23,7 @@ from wsinspect.events import Notice
 from wsinspect.faults.runtime import install as install_faults
 from wsinspect.hub import Hub
 from wsinspect.relay.hooks import Hooks
+from wsinspect.relay.observers import Tier, choose_tier
 from wsinspect.relay.opening import handle_client
 from wsinspect.relay.session import Session
 from wsinspect.relay.upstream import client_ssl_context
@@ -146,13 +147,12 @@ class Relay:
         )
 
     @property
-    def light(self) -> bool:
-        """Whether new sessions may use the light inspection tier (``wire.walker``): nothing
-        can observe or alter their frames — no sink wants frame or message events, no
-        ``--strict`` and no control socket (a fault added at run time needs full frames).
-        A session hook that installs a frame stage switches its session to full inspection."""
+    def tier(self) -> Tier:
+        """The inspection tier of new sessions (``relay.observers.choose_tier``): the light
+        tier only where nothing can observe or alter frames. A session hook that installs a
+        frame stage switches that direction to full inspection."""
         s = self.settings
-        return not (self.hub.wants_traffic or s.strict or s.control)
+        return choose_tier(self.hub, strict=s.strict, control=bool(s.control))[0]
 
     def next_conn_id(self) -> int:
         self._next_conn += 1

@@ -10,10 +10,6 @@ refused, unreachable or unresolvable upstream, a TLS failure or a bad 101, 504 f
 
 from __future__ import annotations
 
-import errno
-import functools
-import ipaddress
-import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -22,6 +18,7 @@ from urllib.parse import urlsplit
 
 import trio
 
+from wsinspect.relay.transport import open_tcp, receive_some
 from wsinspect.wire.handshake import (
     HandshakeError,
     UpstreamAccepted,
@@ -35,10 +32,7 @@ __all__ = [
     "client_ssl_context",
     "connect",
     "open_websocket",
-    "raw_socket",
     "read_answer",
-    "receive_some",
-    "send_all",
 ]
 
 RECEIVE_SIZE = 64 * 1024
@@ -105,7 +99,7 @@ async def connect(
     callers bound the time (``UpstreamError(504)`` is theirs to raise on timeout).
     """
     try:
-        tcp = await _open_tcp(host, port)
+        tcp = await open_tcp(host, port)
     except OSError as exc:  # includes gaierror and the OSError trio raises for all attempts
         raise UpstreamError(502, f"cannot connect to {host}:{port}: {_describe(exc)}") from exc
     if ssl_context is None:
@@ -119,109 +113,6 @@ async def connect(
         await trio.aclose_forcefully(tcp)
         raise UpstreamError(502, f"TLS with {host}:{port} failed: {_describe(exc)}") from exc
     return stream
-
-
-@functools.lru_cache(maxsize=64)
-def _ip_family(host: str) -> int | None:
-    """``AF_INET``/``AF_INET6`` when ``host`` is an IP address literal, else ``None`` (a name).
-    Cached: the relay asks for the same upstream host on every connection."""
-    try:
-        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:
-        return None
-
-
-def _connected(sock: socket.socket) -> bool:
-    """Whether a connect in progress has completed (the socket has a peer)."""
-    try:
-        sock.getpeername()
-    except OSError:  # ENOTCONN: the handshake is still under way
-        return False
-    return True
-
-
-async def _open_tcp(host: str, port: int) -> trio.SocketStream:
-    """``trio.open_tcp_stream``, minus its name resolution and Happy Eyeballs machinery (a
-    nursery and a task per attempt) when ``host`` is an IP address: one address, one attempt,
-    and connections open faster under load."""
-    family = _ip_family(host)
-    if family is None:
-        return await trio.open_tcp_stream(host, port)
-    # A non-blocking connect on the OS socket: trio's ``sock.connect`` adds a cancel scope
-    # and several helpers per call, a visible share of the cost of opening a connection.
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        err = sock.connect_ex((host, port))
-        if err == errno.EINPROGRESS:
-            # On loopback (and other local upstreams) the TCP handshake, or the refusal, has
-            # usually completed by the time connect() returns: look before waiting, which
-            # saves a trip through trio's I/O wait (two epoll_ctl calls and a reschedule).
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if not err and not _connected(sock):
-                await trio.lowlevel.wait_writable(sock)
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            raise OSError(err, os.strerror(err))
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-
-
-def _fd(stream: trio.abc.Stream) -> int:
-    """The file descriptor of a plain ``SocketStream`` on POSIX, -1 otherwise (TLS, test
-    streams, Windows): those go through the stream's own methods."""
-    if os.name == "posix" and type(stream) is trio.SocketStream:
-        return stream.socket.fileno()
-    return -1
-
-
-async def receive_some(stream: trio.abc.Stream, max_bytes: int) -> bytes:
-    """``stream.receive_some`` for the handshakes, on a plain socket straight from its file
-    descriptor (as the relay's pumps read): the read is tried first and the wait for
-    readability is the only schedule point, which keeps opening many connections cheap.
-
-    Raises ``OSError`` (not ``BrokenResourceError``) when the connection breaks.
-    """
-    fd = _fd(stream)
-    if fd < 0:
-        return bytes(await stream.receive_some(max_bytes))
-    await trio.lowlevel.checkpoint_if_cancelled()
-    while True:
-        try:
-            return os.read(fd, max_bytes)
-        except BlockingIOError:
-            await trio.lowlevel.wait_readable(fd)
-
-
-async def send_all(stream: trio.abc.Stream, data: bytes) -> None:
-    """``stream.send_all`` for the handshakes, written straight to a plain socket's file
-    descriptor (see ``receive_some``); partial writes continue when it is writable again.
-
-    Raises ``OSError`` (``BrokenPipeError``, ``ConnectionResetError``) when the peer is gone.
-    """
-    fd = _fd(stream)
-    if fd < 0:
-        await stream.send_all(data)
-        return
-    await trio.lowlevel.checkpoint_if_cancelled()
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            await trio.lowlevel.wait_writable(fd)
-
-
-def raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
-    """The OS socket under a ``SocketStream`` or an ``SSLStream`` over one (for SO_LINGER)."""
-    while isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    if isinstance(stream, trio.SocketStream):
-        sock = stream.socket
-        return sock  # type: ignore[return-value]
-    return None
 
 
 async def read_answer(
