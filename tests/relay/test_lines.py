@@ -1,4 +1,4 @@
-"""The recording tier (``relay.lines`` and the C module ``wsinspect._speedups``): the lines it
+"""The recording tier (``relay.observers.LinesObserver`` and the C module ``wsinspect._speedups``): the lines it
 writes are exactly the lines the Python path writes for the same bytes, however they are
 chunked, and what it does not take goes through the inspector as before."""
 
@@ -19,13 +19,14 @@ from websockets.trio.client import connect
 from wsinspect.config import Settings, Upstream
 from wsinspect.events import FrameSeen, MessageSeen
 from wsinspect.hub import Hub
-from wsinspect.relay.lines import LineTier
+from wsinspect.hub import Hub
+from wsinspect.relay.observers import LINES_AVAILABLE, LinesObserver, Traffic
 from wsinspect.relay.server import serve as serve_proxy
 from wsinspect.sinks.recorder import Recorder
 from wsinspect.wire.frames import encode_frame, mask, mask_py
 from wsinspect.wire.inspector import Inspector
 
-if not LineTier.available:
+if not LINES_AVAILABLE:
     if os.environ.get("WSINSPECT_REQUIRE_SPEEDUPS"):
         raise RuntimeError("wsinspect._speedups was not built (WSINSPECT_REQUIRE_SPEEDUPS is set)")
     pytest.skip("wsinspect._speedups is not built (no C compiler at install)", allow_module_level=True)  # fmt: skip
@@ -78,14 +79,14 @@ def python_lines(direction: str, chunks: list[bytes], **kw: int) -> list[str]:
 def tier_lines(direction: str, chunks: list[bytes], limit: int = 1 << 20, **kw: int) -> tuple[list[str], LineList]:  # fmt: skip
     insp = Inspector(direction, **kw)  # type: ignore[arg-type]
     sink = LineList()
-    tier = LineTier(7, sink, limit)
-    seq = 0
+    traffic = Traffic(0.0)
+    tier = LinesObserver(direction, 7, Hub(), traffic, insp, sink, limit)  # type: ignore[arg-type]
     out: list[str] = []
     for chunk in chunks:
-        frames, seq = tier.feed(direction, insp, chunk, TS, seq)
+        frames = tier.feed(chunk, TS, 0.0, as_lines=True)
         out += sink.lines  # the C lines come first: they are the chunk's first frames
         sink.lines = []
-        lines, seq = event_lines(direction, frames, seq)
+        lines, traffic.seq = event_lines(direction, frames, traffic.seq)
         out += lines
     return out, sink
 

@@ -12,7 +12,7 @@ from relay_helpers import Collector, StartProxy, raw_client, read_exactly, start
 from wsinspect.events import FrameSeen, Notice
 from wsinspect.hub import Hub
 from wsinspect.relay.hooks import Hooks
-from wsinspect.relay.lines import LineTier
+from wsinspect.relay.observers import LINES_AVAILABLE
 from wsinspect.relay.session import Session
 from wsinspect.wire.frames import encode_frame
 
@@ -104,7 +104,7 @@ async def test_frames_whose_send_failed_are_said_not_delivered(tier: str) -> Non
     first = encode_frame(1, b"one", mask_key=MASK) + encode_frame(1, b"two", mask_key=MASK)
     with trio.fail_after(5):
         await session.run(client_first=first)
-    if isinstance(sink, LineCollector) and LineTier.available:
+    if isinstance(sink, LineCollector) and LINES_AVAILABLE:
         seqs = [line["seq"] for line in sink.lines if line["type"] == "frame"]
     else:
         seqs = [e.seq for e in sink.of(FrameSeen)]

@@ -90,7 +90,7 @@ def traffic(url: str, stop_at: float) -> list[tuple[str, float]]:
     return echoed
 
 
-# Quiet, the recording alone watches the frames: the recording tier (relay.lines) writes them.
+# Quiet, the recording alone watches the frames: the recording tier (relay.observers) writes them.
 TIERS = pytest.mark.parametrize("flags", [(), ("-q",)], ids=["with-log", "quiet"])
 
 

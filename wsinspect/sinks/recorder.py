@@ -489,7 +489,7 @@ class Recorder:
         self._pending.append(event)
 
     def publish_lines(self, lines: bytes, count: int) -> None:
-        """``count`` frame and message lines serialised already (``relay.lines``), in their
+        """``count`` frame and message lines serialised already (``relay.observers.LinesObserver``), in their
         place among the events."""
         self._pending.append((lines, count))
 
