@@ -21,7 +21,7 @@ PAGE = Path(__file__).resolve().parent / "violations.md"
 MEANINGS: dict[str, str] = {
     "unmasked-client-frame": "a client frame without a mask key",
     "masked-server-frame": "a server frame with a mask key",
-    "reserved-opcode": "opcode 0x3–0x7 or 0xB–0xF",
+    "reserved-opcode": "opcode 0x3-0x7 or 0xB-0xF",
     "rsv-without-extension": "RSV1 set with no extension negotiated, or RSV2/RSV3 set",
     "rsv1-on-control-frame": "RSV1 on a control frame while permessage-deflate is on",
     "rsv1-on-continuation": "RSV1 on a continuation frame (only a message's first frame may have it)",
@@ -33,7 +33,7 @@ MEANINGS: dict[str, str] = {
     "data-frame-inside-message": "new text or binary frame while a fragmented message is in progress",
     "invalid-utf8": "text message (inflated, when compressed) that is not UTF-8, checked across fragments",
     "close-payload-1-byte": "close frame body of exactly one byte",
-    "invalid-close-code": "close code a peer may not send: 1004–1006, 1015, 1016–2999, below 1000, 5000 and up",
+    "invalid-close-code": "close code a peer may not send: 1004-1006, 1015, 1016-2999, below 1000, 5000 and up",
     "invalid-close-reason": "close reason that is not UTF-8",
     "frame-after-close": "any frame after a close frame in the same direction",
     "message-too-big": "message (inflated size, when compressed) over `--max-message-size`",
