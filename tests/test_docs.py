@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import shlex
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -100,6 +101,21 @@ def long_options(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str,
     return out
 
 
+def example_commands(text: str) -> list[str]:
+    """The ``wsinspect ...`` command lines in the fenced code blocks of ``text``: continuation
+    lines joined, cut at a comment, pipe, ``&&`` or trailing ``&``; synopses (with ``[``,
+    ``...`` or ``…``) left out."""
+    out = []
+    for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
+        for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
+            line = line.strip()
+            if not line.startswith("wsinspect ") or re.search(r"\[|\.\.\.|…", line):
+                continue
+            line = re.split(r"\s#\s|\s\|\s|\s&&\s", line)[0].strip().removesuffix("&").strip()
+            out.append(line)
+    return out
+
+
 def gen_violations() -> ModuleType:
     spec = importlib.util.spec_from_file_location("gen_violations", DOCS / "gen_violations.py")
     assert spec is not None and spec.loader is not None
@@ -183,6 +199,28 @@ def test_every_long_option_is_in_the_cli_reference() -> None:
         if not re.search(re.escape(option) + r"(?![\w-])", cli)
     }
     assert missing == set(), f"options missing from docs/cli.md: {sorted(missing)}"
+
+
+def test_every_example_command_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsinspect.config import apply_config_file
+
+    monkeypatch.chdir(ROOT)  # examples name configs/ relative to the checkout
+    parser = build_parser()
+    commands = [c for path in MARKDOWN for c in example_commands(path.read_text(encoding="utf-8"))]
+    assert len(commands) > 20
+    bad = []
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        try:
+            apply_config_file(parser, argv, parser.parse_args(argv))
+        except SystemExit:
+            bad.append(command)
+    assert bad == [], f"example commands the CLI refuses: {bad}"
+
+
+def test_example_commands_are_found_and_cut_right() -> None:
+    text = "```\nwsinspect proxy -u ws://h:1 \\\n    --seed 7 | jq .   # note\nwsinspect proxy [options]\n```\n"
+    assert example_commands(text) == ["wsinspect proxy -u ws://h:1 --seed 7"]
 
 
 # ---- the violations page ------------------------------------------------------------------------
