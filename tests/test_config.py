@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wsinspect.config import (
-    ConfigError,
-    Settings,
-    add_proxy_arguments,
-    apply_config_file,
-    settings_from_args,
-)
+from wsinspect.config import add_proxy_arguments, apply_config_file, settings_from_args
 from wsinspect.faults.plan import FaultPlan
+from wsinspect.settings import ConfigError, Settings
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SHIPPED = sorted(CONFIGS.glob("*.toml"))

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from wsinspect import __version__
 from wsinspect.commands import is_interrupt
-from wsinspect.config import ConfigError, apply_config_file
+from wsinspect.config import apply_config_file
+from wsinspect.settings import ConfigError
 
 __all__ = ["build_parser", "main"]
 

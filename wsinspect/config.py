@@ -1,4 +1,4 @@
-"""One settings model for the proxy, filled from CLI flags (and, later, TOML files).
+"""The proxy's settings (``wsinspect.settings``) filled from CLI flags and TOML files.
 
 ``add_proxy_arguments`` declares the flags that ``proxy``, ``tui`` and ``demo`` share;
 ``settings_from_args`` validates them into a frozen ``Settings``. A bad value raises
@@ -13,97 +13,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from wsinspect.faults.spec import FaultSpec, parse_fault
+from wsinspect.settings import ConfigError, Settings, Upstream
 
 __all__ = [
-    "ConfigError",
-    "Settings",
     "add_proxy_arguments",
     "apply_config_file",
     "load_config",
     "parse_hostport",
     "settings_from_args",
 ]
-
-
-class ConfigError(Exception):
-    """A setting is wrong: ``str(err)`` says where (file and key, or flag) and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """Where the proxy connects: ``ws://host:port/prefix`` or ``wss://...``."""
-
-    url: str
-    secure: bool
-    host: str
-    port: int
-    path: str  # prefix prepended to the client's path ("" for none)
-
-    @classmethod
-    def parse(cls, url: str) -> Upstream:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss", "http", "https"):
-            raise ConfigError(f"--upstream {url!r}: the scheme must be ws:// or wss://")
-        if not parts.hostname:
-            raise ConfigError(f"--upstream {url!r}: no host")
-        secure = parts.scheme in ("wss", "https")
-        try:
-            port = parts.port or (443 if secure else 80)
-        except ValueError as exc:
-            raise ConfigError(f"--upstream {url!r}: {exc}") from None
-        if parts.query or parts.fragment:
-            raise ConfigError(f"--upstream {url!r}: the URL takes no query or fragment")
-        return cls(url, secure, parts.hostname, port, parts.path.rstrip("/"))
-
-    @property
-    def host_header(self) -> str:
-        """The ``Host`` header value for this upstream (port only when not the default)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.secure else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
-    upstream: Upstream | None = None
-    cert: str | None = None
-    key: str | None = None
-    upstream_ca: str | None = None
-    insecure: bool = False
-    websocket_only: bool = False
-    max_header_size: int = 64 * 1024
-    handshake_timeout: float = 10.0
-    capture_limit: int = 1 << 20
-    strict: bool = False
-    max_message_size: int | None = None
-    no_compression: bool = False
-    log_format: str = "text"  # "text" or "json"
-    quiet: bool = False
-    record: str | None = None  # JSON Lines recording path (--record/-w)
-    redact: bool = True  # redact Cookie/Authorization values in the recording
-    # Config file, Origin policy, idle timeout and faults (see wsinspect.faults).
-    config: str | None = None  # the --config file the settings came from
-    allow_origins: tuple[str, ...] = ()
-    require_origin: bool = False
-    origin_mode: str = "enforce"  # or "report"
-    idle_timeout: float | None = None
-    idle_action: str = "close-tcp"  # close-tcp, reset, close-frame, blackhole
-    idle_close_code: int = 1001
-    idle_ignores_control: bool = False
-    faults: tuple[FaultSpec, ...] = ()
-    seed: int | None = None
-    control: str | None = None  # control socket path (wsinspect ctl)
-
-    @property
-    def listen_is_loopback(self) -> bool:
-        return self.listen_host in ("localhost", "::1") or self.listen_host.startswith("127.")
 
 
 def parse_hostport(value: str, *, default_host: str = "127.0.0.1") -> tuple[str, int]:

@@ -13,11 +13,11 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from wsinspect.config import Settings
 from wsinspect.demo.run import run_demo
 from wsinspect.demo.server import serve_demo
 from wsinspect.events import Event, FrameSeen
 from wsinspect.hub import Hub
+from wsinspect.settings import Settings
 
 pytestmark = pytest.mark.trio
 

@@ -10,10 +10,10 @@ import pytest
 import trio
 from fault_helpers import Collector, CountingUpstream, Proxy, StartProxy
 
-from wsinspect.config import Settings, Upstream
+from wsinspect.compose import serve_proxy
 from wsinspect.faults.spec import parse_fault
 from wsinspect.hub import Hub
-from wsinspect.relay.server import serve
+from wsinspect.settings import Settings, Upstream
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def start_proxy(nursery: trio.Nursery) -> StartProxy:
         hub = Hub()
         sink = Collector()
         hub.subscribe(sink)
-        relay = await nursery.start(serve, settings, hub)
+        relay = await nursery.start(serve_proxy, settings, hub)
         return Proxy(relay, sink)
 
     return start

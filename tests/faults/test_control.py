@@ -15,11 +15,11 @@ from fault_helpers import StartProxy, echo, start_ws_server
 from websockets.trio.client import connect
 
 from wsinspect.cli import main
-from wsinspect.config import ConfigError, Settings, Upstream
+from wsinspect.compose import serve_proxy
 from wsinspect.events import ConnectionClosed, FaultInjected, FrameSeen
+from wsinspect.faults.commands import IdleCutNow, SetLatency
 from wsinspect.hub import Hub
-from wsinspect.relay.control import IdleCutNow, SetLatency
-from wsinspect.relay.server import serve
+from wsinspect.settings import ConfigError, Settings, Upstream
 
 pytestmark = pytest.mark.trio
 
@@ -141,7 +141,7 @@ async def test_a_socket_in_use_is_refused_before_listening(
         await start_proxy(upstream, control=str(sock))
         settings = Settings(listen_port=0, upstream=Upstream.parse(upstream), control=str(sock))
         with pytest.raises(ConfigError, match="in use by another running proxy"):
-            await nursery.start(serve, settings, Hub())
+            await nursery.start(serve_proxy, settings, Hub())
 
 
 async def test_idle_cut_now_and_set_latency_commands(

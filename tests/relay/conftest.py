@@ -10,10 +10,10 @@ import pytest
 import trio
 from relay_helpers import Collector, Proxy, StartProxy
 
-from wsinspect.config import Settings, Upstream
+from wsinspect.compose import serve_proxy
 from wsinspect.hub import Hub
 from wsinspect.relay.hooks import Hooks
-from wsinspect.relay.server import serve as serve_proxy
+from wsinspect.settings import Settings, Upstream
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from relay_helpers import (
 )
 from websockets.trio.client import connect
 
-from wsinspect.config import Settings, Upstream
+from wsinspect.compose import serve_proxy
 from wsinspect.events import (
     ConnectionClosed,
     ConnectionOpened,
@@ -48,7 +48,7 @@ from wsinspect.events import (
 )
 from wsinspect.hub import Hub
 from wsinspect.relay.observers import Tier
-from wsinspect.relay.server import serve
+from wsinspect.settings import Settings, Upstream
 from wsinspect.wire.frames import encode_frame
 
 pytestmark = pytest.mark.trio
@@ -99,7 +99,7 @@ async def start_in(nursery: trio.Nursery, upstream: str, *, full: bool = True, *
     hub = Hub()
     sink = Collector()
     hub.subscribe(sink, frames=full, messages=full)
-    return Proxy(await nursery.start(serve, settings, hub), sink)
+    return Proxy(await nursery.start(serve_proxy, settings, hub), sink)
 
 
 async def rejected(proxy: Proxy) -> HandshakeRejected:
@@ -894,7 +894,7 @@ async def test_a_flood_of_tiny_frames_does_not_stall_another_connection(
 
     async def start(url: str) -> Proxy:
         settings = Settings(listen_port=0, upstream=Upstream.parse(url))
-        return Proxy(await nursery.start(serve, settings, hub), Collector())
+        return Proxy(await nursery.start(serve_proxy, settings, hub), Collector())
 
     flooded = await start(await start_raw_ws_server(nursery, discard))
     normal = await start(await start_ws_server(nursery, echo))

@@ -16,12 +16,11 @@ from hypothesis import strategies as st
 from loopback import Collector, echo, start_ws_server
 from websockets.trio.client import connect
 
-from wsinspect.config import Settings, Upstream
+from wsinspect.compose import serve_proxy
 from wsinspect.events import FrameSeen, MessageSeen
 from wsinspect.hub import Hub
-from wsinspect.hub import Hub
 from wsinspect.relay.observers import LINES_AVAILABLE, LinesObserver, Traffic
-from wsinspect.relay.server import serve as serve_proxy
+from wsinspect.settings import Settings, Upstream
 from wsinspect.sinks.recorder import Recorder
 from wsinspect.wire.frames import encode_frame, mask, mask_py
 from wsinspect.wire.inspector import Inspector

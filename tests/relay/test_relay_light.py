@@ -247,7 +247,8 @@ async def test_blackhole_drops_frames_in_the_light_tier(
 async def test_a_frame_fault_cannot_be_added_to_a_running_light_session(
     nursery: trio.Nursery, start_proxy: StartProxy
 ) -> None:
-    from wsinspect.relay.control import AddFault, ControlError
+    from wsinspect.faults.commands import AddFault
+    from wsinspect.relay.control import ControlError
 
     with trio.fail_after(10):
         proxy, client, up = await _pair(nursery, start_proxy, "light")

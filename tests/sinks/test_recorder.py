@@ -10,9 +10,9 @@ import pytest
 import trio
 from recording_samples import every_kind, session
 
-from wsinspect.config import ConfigError, Settings
 from wsinspect.events import ConnectionOpened, Event, Notice
 from wsinspect.hub import Hub
+from wsinspect.settings import ConfigError, Settings
 from wsinspect.sinks.reader import RecordingError, read_events, read_recording
 from wsinspect.sinks.recorder import REDACTED, Recorder, open_recorder
 

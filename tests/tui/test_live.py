@@ -10,7 +10,7 @@ import trio
 import websockets
 from tui_helpers import detail, status
 
-from wsinspect.config import Settings, Upstream
+from wsinspect.settings import Settings, Upstream
 from wsinspect.tui.app import InspectorApp
 from wsinspect.tui.bridge import GuestRelay
 from wsinspect.tui.live import build_live_app

@@ -17,7 +17,8 @@ import sys
 from typing import Any
 
 from wsinspect.commands.tui import add_ui_arguments
-from wsinspect.config import ConfigError, add_proxy_arguments, settings_from_args
+from wsinspect.config import add_proxy_arguments, settings_from_args
+from wsinspect.settings import ConfigError
 
 __all__ = ["configure", "run"]
 

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wsinspect.commands import is_interrupt
-from wsinspect.config import ConfigError, Settings
 from wsinspect.hub import Hub
+from wsinspect.settings import ConfigError, Settings
 
 __all__ = ["run_headless"]
 

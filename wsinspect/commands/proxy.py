@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsinspect.config import ConfigError, add_proxy_arguments, settings_from_args
+from wsinspect.config import add_proxy_arguments, settings_from_args
+from wsinspect.settings import ConfigError
 
 __all__ = ["configure", "run"]
 
@@ -33,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from functools import partial
 
     from wsinspect.commands.headless import run_headless
-    from wsinspect.relay.server import serve
+    from wsinspect.compose import serve_proxy
 
-    return run_headless("proxy", settings, partial(serve, settings), listen=args.listen)
+    return run_headless("proxy", settings, partial(serve_proxy, settings), listen=args.listen)

@@ -365,8 +365,8 @@ class _Printer:
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from wsinspect.config import ConfigError
     from wsinspect.hub import Hub
+    from wsinspect.settings import ConfigError
     from wsinspect.sinks.reader import RecordingError, read_recording
     from wsinspect.sinks.recorder import Recorder
 

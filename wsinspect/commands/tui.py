@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsinspect.config import ConfigError, add_proxy_arguments, settings_from_args
+from wsinspect.config import add_proxy_arguments, settings_from_args
+from wsinspect.settings import ConfigError
 
 __all__ = ["add_ui_arguments", "configure", "run"]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import trio
 
-from wsinspect.config import Settings, Upstream
 from wsinspect.demo.server import ECHO_PATH, DemoServer, serve_demo
 from wsinspect.hub import Hub
+from wsinspect.settings import Settings, Upstream
 
 __all__ = ["demo_banner", "run_demo"]
 
@@ -36,14 +36,14 @@ async def run_demo(
     ``settings``' listen address with the echo server as its upstream; ``on_ready(demo,
     relay)`` is called once both listen, and ``task_status.started(relay)``. Runs until
     cancelled; the recording (``settings.record``) is closed on the way out."""
-    from wsinspect.relay.server import serve
+    from wsinspect.compose import serve_proxy
     from wsinspect.sinks.recorder import open_recorder
 
     async with trio.open_nursery() as nursery:
         demo: DemoServer = await nursery.start(serve_demo, page_host, page_port)
         settings = replace(settings, upstream=Upstream.parse(demo.upstream_url))
         async with open_recorder(settings, hub), trio.open_nursery() as inner:
-            relay = await inner.start(partial(serve, settings, hub))
+            relay = await inner.start(partial(serve_proxy, settings, hub))
             host, port = relay.address[:2]
             shown = f"[{host}]" if ":" in host else host
             demo.ws_url = f"ws://{shown}:{port}{ECHO_PATH}"

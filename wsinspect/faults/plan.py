@@ -21,7 +21,7 @@ from wsinspect.faults.spec import FaultSpec
 from wsinspect.faults.stages import ConnectionFaults, make_rng
 
 if TYPE_CHECKING:
-    from wsinspect.config import Settings
+    from wsinspect.settings import Settings
 
 __all__ = ["FaultPlan", "Gate"]
 

@@ -8,15 +8,14 @@ throttle, and the exact byte count ``cut-after`` needs), the idle watcher and th
 ``close-after`` timers. Every fault that acts is published as ``FaultInjected``; frames a fault
 does not deliver are published by the session with ``delivered=False``.
 
-``FaultRuntime`` also carries out the run-time commands of ``relay.control`` (idle-cut now,
-set latency, add/clear faults) for the TUI and the control socket.
+``FaultRuntime`` also carries out the run-time commands of ``faults.commands`` (idle-cut now,
+set latency, add/clear faults), which ``install`` registers on the relay.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ import trio
 
 from wsinspect.events import FaultInjected
 from wsinspect.faults.actions import Blackhole, CloseBoth, Cut, FaultAction, SessionAction, describe
+from wsinspect.faults.commands import add_fault_commands
 from wsinspect.faults.idle import IdlePolicy, watch_idle
 from wsinspect.faults.plan import FaultPlan
 from wsinspect.faults.shaping import ShapedSendStream, Shaper
@@ -37,24 +37,16 @@ if TYPE_CHECKING:
     from wsinspect.relay.server import Relay
     from wsinspect.relay.session import Session
 
-__all__ = ["FaultRuntime", "install", "runtime_of"]
-
-_RUNTIMES: weakref.WeakKeyDictionary[Relay, FaultRuntime] = weakref.WeakKeyDictionary()
+__all__ = ["FaultRuntime", "install"]
 
 
 def install(relay: Relay) -> FaultRuntime:
-    """Attach the settings' faults to ``relay`` (idempotent); returns its ``FaultRuntime``."""
-    runtime = _RUNTIMES.get(relay)
-    if runtime is None:
-        runtime = FaultRuntime(relay, FaultPlan.from_settings(relay.settings))
-        _RUNTIMES[relay] = runtime
-        runtime.activate()
+    """Attach the settings' faults to ``relay`` and register the fault commands on it (call
+    once per relay, before it listens: ``serve(..., attach=(install,))``)."""
+    runtime = FaultRuntime(relay, FaultPlan.from_settings(relay.settings))
+    runtime.activate()
+    add_fault_commands(relay, runtime)
     return runtime
-
-
-def runtime_of(relay: Relay) -> FaultRuntime:
-    """The relay's ``FaultRuntime`` (installed on first use)."""
-    return install(relay)
 
 
 class _SessionActivity:
@@ -248,7 +240,7 @@ class FaultRuntime:
         elif isinstance(action, Blackhole):
             session.blackhole(True)
 
-    # ---- run-time commands (relay.control) ----------------------------------------------------
+    # ---- run-time commands (faults.commands) --------------------------------------------------
     async def idle_cut_now(self, session: Session) -> str:
         """Do now what the idle timeout would do (``close-tcp`` when none is configured)."""
         policy = self.plan.idle or IdlePolicy(0)

@@ -1,8 +1,9 @@
 """Commands that act on a running relay: the one path used by the TUI and the control socket.
 
-A command is a small frozen dataclass; ``await relay.execute(command)`` runs the handler
-registered for its type and returns a JSON-friendly result. Faults add their own commands with
-``@handles(TheirCommand)`` (a handler is ``async def handler(relay, command) -> result``).
+A command is a small frozen dataclass; ``await relay.execute(command)`` runs the handler its
+relay registered for its type and returns a JSON-friendly result. Each ``Relay`` holds its own
+``Commands`` registry: the connection commands here are registered on every relay; what attaches
+to a relay (faults) registers its own, with the control-socket request name that asks for them.
 Unknown connections raise ``ControlError`` with a sentence for the user.
 """
 
@@ -10,25 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wsinspect.relay.server import Relay
     from wsinspect.relay.session import Session
 
 __all__ = [
-    "AddFault",
     "BlackholeConnection",
-    "ClearFaults",
     "CloseConnection",
+    "Commands",
     "ControlError",
     "CutConnection",
-    "IdleCutNow",
     "ListConnections",
-    "ListFaults",
-    "SetLatency",
-    "execute",
-    "handles",
+    "add_connection_commands",
+    "int_field",
+    "number_field",
+    "optional_int_field",
+    "session_of",
 ]
 
 
@@ -66,152 +66,105 @@ class BlackholeConnection:
     on: bool = True
 
 
-Handler = Callable[["Relay", Any], Awaitable[Any]]
-_HANDLERS: dict[type, Handler] = {}
-C = TypeVar("C")
+Handler = Callable[[Any], Awaitable[Any]]
+RequestParser = Callable[[dict[str, Any]], object]
 
 
-def handles(command_type: type) -> Callable[[Handler], Handler]:
-    """Register the handler of ``command_type`` (one per type; a later one replaces it)."""
+class Commands:
+    """One relay's commands: the handler of each command type, and the control-socket request
+    names (``{"cmd": NAME, ...}``) with the parser that turns such a request into a command."""
 
-    def register(handler: Handler) -> Handler:
-        _HANDLERS[command_type] = handler
-        return handler
+    def __init__(self) -> None:
+        self._handlers: dict[type, Handler] = {}
+        self._requests: dict[str, RequestParser] = {}
 
-    return register
+    def add(self, command_type: type, handler: Handler, *, request: str | None = None,
+            parse: RequestParser | None = None) -> None:  # fmt: skip
+        """Register ``handler(command) -> result`` for ``command_type`` (a later one replaces
+        it) and, with ``request``, the request name that ``parse(request) -> command`` reads."""
+        self._handlers[command_type] = handler
+        if request is not None:
+            self._requests[request] = parse or (lambda _req: command_type())
+
+    def __contains__(self, command_type: type) -> bool:
+        return command_type in self._handlers
+
+    async def execute(self, command: object) -> Any:
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise ControlError(f"unknown command {type(command).__name__}")
+        return await handler(command)
+
+    def from_request(self, request: dict[str, Any]) -> object:
+        """The command a control-socket request asks for; ``ControlError`` if malformed."""
+        name = request.get("cmd")
+        parse = self._requests.get(name) if isinstance(name, str) else None
+        if parse is None:
+            raise ControlError(f"unknown command {name!r}")
+        return parse(request)
 
 
-async def execute(relay: Relay, command: object) -> Any:
-    handler = _HANDLERS.get(type(command))
-    if handler is None:
-        raise ControlError(f"unknown command {type(command).__name__}")
-    return await handler(relay, command)
+def int_field(request: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = request.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ControlError(f"{key!r} must be an integer, not {value!r}")
+    return value
 
 
-def _session(relay: Relay, conn: int) -> Session:
+def optional_int_field(request: dict[str, Any], key: str) -> int | None:
+    return None if request.get(key) is None else int_field(request, key)
+
+
+def number_field(request: dict[str, Any], key: str, default: float | None = None) -> float:
+    value = request.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ControlError(f"{key!r} must be a number, not {value!r}")
+    return float(value)
+
+
+def session_of(relay: Relay, conn: int) -> Session:
+    """The open session ``#conn`` of ``relay``; ``ControlError`` if there is none."""
     session = relay.sessions.get(conn)
     if session is None:
         raise ControlError(f"no open connection #{conn}")
     return session
 
 
-@handles(ListConnections)
-async def _list(relay: Relay, command: ListConnections) -> list[dict[str, Any]]:
-    return [
-        {
-            "conn": s.conn,
-            "client": s.client,
-            "path": s.path,
-            "opened": s.opened_at,
-            "frames": dict(s.traffic.frames),
-            "bytes": dict(s.traffic.bytes),
-            "blackholed": s.blackholed,
-        }
-        for s in relay.sessions.values()
-    ]
+def add_connection_commands(relay: Relay) -> None:
+    """Register the commands every relay answers: list, close, cut, blackhole."""
 
+    async def list_connections(command: ListConnections) -> list[dict[str, Any]]:
+        return [
+            {
+                "conn": s.conn,
+                "client": s.client,
+                "path": s.path,
+                "opened": s.opened_at,
+                "frames": dict(s.traffic.frames),
+                "bytes": dict(s.traffic.bytes),
+                "blackholed": s.blackholed,
+                "tier": s.tiers["c2s"].value,
+            }
+            for s in relay.sessions.values()
+        ]
 
-@handles(CloseConnection)
-async def _close(relay: Relay, command: CloseConnection) -> str:
-    await _session(relay, command.conn).close(command.code, command.reason)
-    return f"#{command.conn} closed with {command.code}"
+    async def close(command: CloseConnection) -> str:
+        await session_of(relay, command.conn).close(command.code, command.reason)
+        return f"#{command.conn} closed with {command.code}"
 
+    async def cut(command: CutConnection) -> str:
+        await session_of(relay, command.conn).cut(rst=command.rst)
+        return f"#{command.conn} {'reset' if command.rst else 'cut'}"
 
-@handles(CutConnection)
-async def _cut(relay: Relay, command: CutConnection) -> str:
-    await _session(relay, command.conn).cut(rst=command.rst)
-    return f"#{command.conn} {'reset' if command.rst else 'cut'}"
+    async def blackhole(command: BlackholeConnection) -> str:
+        session_of(relay, command.conn).blackhole(command.on)
+        return f"#{command.conn} {'blackholed' if command.on else 'forwarding again'}"
 
-
-@handles(BlackholeConnection)
-async def _blackhole(relay: Relay, command: BlackholeConnection) -> str:
-    _session(relay, command.conn).blackhole(command.on)
-    return f"#{command.conn} {'blackholed' if command.on else 'forwarding again'}"
-
-
-# ---- faults (wsinspect.faults.runtime carries them out) ----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IdleCutNow:
-    """Do to connection ``conn`` now what the idle timeout would do (``--idle-action``;
-    ``close-tcp`` when no idle timeout is configured). Published as ``FaultInjected``."""
-
-    conn: int
-
-
-@dataclass(frozen=True, slots=True)
-class SetLatency:
-    """Delay every frame of ``conn`` by ``ms`` (± ``jitter``) in both directions, order kept;
-    ``ms=0`` turns the latency off."""
-
-    conn: int
-    ms: float
-    jitter: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class AddFault:
-    """Add a fault in the ``--fault`` syntax to connection ``conn``, or (``conn=None``) to
-    every open connection and to the connections opened from now on."""
-
-    spec: str
-    conn: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ClearFaults:
-    """Remove the faults of ``conn``, or (``None``) all faults, for open and new connections."""
-
-    conn: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ListFaults:
-    """The configured faults, idle and Origin policies, and each open connection's faults."""
-
-
-@handles(IdleCutNow)
-async def _idle_cut_now(relay: Relay, command: IdleCutNow) -> str:
-    from wsinspect.faults.runtime import runtime_of
-
-    return await runtime_of(relay).idle_cut_now(_session(relay, command.conn))
-
-
-@handles(SetLatency)
-async def _set_latency(relay: Relay, command: SetLatency) -> str:
-    from wsinspect.faults.runtime import runtime_of
-
-    if command.ms < 0 or command.jitter < 0:
-        raise ControlError("latency and jitter are milliseconds ≥ 0")
-    return runtime_of(relay).set_latency(_session(relay, command.conn), command.ms, command.jitter)
-
-
-@handles(AddFault)
-async def _add_fault(relay: Relay, command: AddFault) -> str:
-    from wsinspect.faults.runtime import runtime_of
-    from wsinspect.faults.spec import parse_fault
-
-    try:
-        spec = parse_fault(command.spec)
-    except ValueError as exc:
-        raise ControlError(str(exc)) from None
-    if command.conn is not None:
-        _session(relay, command.conn)
-    return runtime_of(relay).add_fault(spec, command.conn)
-
-
-@handles(ClearFaults)
-async def _clear_faults(relay: Relay, command: ClearFaults) -> str:
-    from wsinspect.faults.runtime import runtime_of
-
-    if command.conn is not None:
-        _session(relay, command.conn)
-    return runtime_of(relay).clear_faults(command.conn)
-
-
-@handles(ListFaults)
-async def _list_faults(relay: Relay, command: ListFaults) -> dict[str, Any]:
-    from wsinspect.faults.runtime import runtime_of
-
-    return runtime_of(relay).describe()
+    commands = relay.commands
+    commands.add(ListConnections, list_connections, request="list")
+    commands.add(CloseConnection, close, request="close", parse=lambda r: CloseConnection(
+        int_field(r, "conn"), int_field(r, "code", 1000), str(r.get("reason", ""))))
+    commands.add(CutConnection, cut, request="cut",
+                 parse=lambda r: CutConnection(int_field(r, "conn"), bool(r.get("rst", False))))
+    commands.add(BlackholeConnection, blackhole, request="blackhole",
+                 parse=lambda r: BlackholeConnection(int_field(r, "conn"), bool(r.get("on", True))))

@@ -2,6 +2,8 @@
 
 ``serve(settings, hub)`` is started with ``await nursery.start(serve, settings, hub)`` and hands
 back the ``Relay``: its bound ``address``, its open ``sessions`` and ``execute(command)``.
+What plugs into a relay (faults, policies) is passed as ``attach``: each is called with the new
+``Relay`` before it listens and adds its hooks and commands, so the relay imports none of them.
 Each client is handled in its own task; an error there is published and never stops the
 listener or another connection.
 """
@@ -14,19 +16,21 @@ import gc
 import socket
 import ssl
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
 
-from wsinspect.config import ConfigError, Settings
 from wsinspect.events import Notice
-from wsinspect.faults.runtime import install as install_faults
 from wsinspect.hub import Hub
+from wsinspect.relay.control import Commands, add_connection_commands
+from wsinspect.relay.control_socket import open_control_listener, serve_control
 from wsinspect.relay.hooks import Hooks
 from wsinspect.relay.observers import Tier, choose_tier
 from wsinspect.relay.opening import handle_client
 from wsinspect.relay.session import Session
 from wsinspect.relay.upstream import client_ssl_context
+from wsinspect.settings import ConfigError, Settings
 
 __all__ = ["Relay", "raise_fd_limit", "serve", "server_ssl_context", "tune_gc"]
 
@@ -129,7 +133,8 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 
 class Relay:
     """A running proxy. ``address`` is the bound ``(host, port)``; ``sessions`` maps a
-    connection id to its open ``Session``; ``hooks`` are the plug-in points (``relay.hooks``)."""
+    connection id to its open ``Session``; ``hooks`` are the plug-in points (``relay.hooks``);
+    ``commands`` the control commands it answers (``relay.control``)."""
 
     def __init__(self, settings: Settings, hub: Hub, hooks: Hooks | None = None) -> None:
         if settings.upstream is None:
@@ -140,6 +145,8 @@ class Relay:
         self.sessions: dict[int, Session] = {}
         self.address: tuple[str, int] = (settings.listen_host, settings.listen_port)
         self._next_conn = 0
+        self.commands = Commands()
+        add_connection_commands(self)
         self.upstream_ssl = (
             client_ssl_context(settings.upstream_ca, settings.insecure)
             if settings.upstream.secure
@@ -160,9 +167,7 @@ class Relay:
 
     async def execute(self, command: object) -> Any:
         """Run a control command (``wsinspect.relay.control``) and return its result."""
-        from wsinspect.relay.control import execute
-
-        return await execute(self, command)
+        return await self.commands.execute(command)
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         conn = self.next_conn_id()
@@ -184,16 +189,19 @@ async def serve(
     hub: Hub,
     *,
     hooks: Hooks | None = None,
+    attach: Sequence[Callable[[Relay], object]] = (),
     task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen and relay until cancelled; ``task_status.started(relay)`` once bound.
+    ``attach``: callables given the new relay before it listens (``wsinspect.compose``).
 
     Process-wide, like the open-files limit it lifts, it also raises the cycle collector's
     thresholds (``tune_gc``)."""
     raise_fd_limit()
     tune_gc()
     relay = Relay(settings, hub, hooks)
-    install_faults(relay)  # Origin policy, idle timeout and --fault from the settings
+    for plug_in in attach:
+        plug_in(relay)
     listeners = await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)
     relay.address = listeners[0].socket.getsockname()[:2]
     scheme = "ws"
@@ -214,8 +222,6 @@ async def serve(
         hub.publish(Notice(now, "warning", "--insecure: upstream TLS certificates are not verified"))  # fmt: skip
     control = None
     if settings.control:
-        from wsinspect.faults.control_socket import open_control_listener, serve_control
-
         try:
             control = await open_control_listener(settings.control)
         except OSError as exc:

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import trio
 
 from wsinspect import __version__
-from wsinspect.config import ConfigError
 from wsinspect.events import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -46,12 +45,13 @@ from wsinspect.events import (
     MessageSeen,
     Notice,
 )
+from wsinspect.settings import ConfigError
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.messages import Message
 
 if TYPE_CHECKING:
-    from wsinspect.config import Settings
     from wsinspect.hub import Hub
+    from wsinspect.settings import Settings
 
 __all__ = [
     "REDACTED",

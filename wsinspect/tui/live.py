@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from wsinspect.config import Settings
 from wsinspect.hub import Hub
+from wsinspect.settings import Settings
 from wsinspect.tui.app import InspectorApp
 from wsinspect.tui.bridge import GuestRelay
 from wsinspect.tui.store import EventStore
@@ -30,12 +30,12 @@ async def run_relay(
 ) -> None:
     """Relay (and write ``recorder``'s batches) until cancelled; cancelling ``recorder.run``
     writes what is pending and closes the file."""
-    from wsinspect.relay.server import serve
+    from wsinspect.compose import serve_proxy
 
     async with trio.open_nursery() as nursery:
         if recorder is not None:
             nursery.start_soon(recorder.run)
-        relay = await nursery.start(partial(serve, settings, hub))
+        relay = await nursery.start(partial(serve_proxy, settings, hub))
         task_status.started(relay)
 
 

@@ -8,11 +8,11 @@ line, any number per connection::
     ← {"ok": true, "result": "#3 closed with 4000"}
     ← {"ok": false, "error": "no open connection #9"}
 
-Commands (``conn`` is a connection id as the log shows it, ``#3`` → 3): ``list``, ``faults``,
-``close`` (conn, code=1000, reason), ``cut`` (conn, rst=false), ``blackhole`` (conn, on=true),
-``idle-cut`` (conn), ``latency`` (conn, ms, jitter=0), ``fault-add`` (spec, conn=null),
-``fault-clear`` (conn=null). Each becomes a ``relay.control`` command, the same path the TUI
-uses.
+Each request names a command its relay registered (``relay.commands``): every relay answers
+``list``, ``close`` (conn, code=1000, reason), ``cut`` (conn, rst=false) and ``blackhole`` (conn,
+on=true), where ``conn`` is a connection id as the log shows it (``#3`` → 3); faults add
+``faults``, ``idle-cut``, ``latency``, ``fault-add`` and ``fault-clear`` (``faults.commands``).
+A request becomes the same command object the TUI executes.
 """
 
 from __future__ import annotations
@@ -25,73 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from wsinspect.relay.control import (
-    AddFault,
-    BlackholeConnection,
-    ClearFaults,
-    CloseConnection,
-    ControlError,
-    CutConnection,
-    IdleCutNow,
-    ListConnections,
-    ListFaults,
-    SetLatency,
-)
+from wsinspect.relay.control import ControlError
 
 if TYPE_CHECKING:
     from wsinspect.relay.server import Relay
 
-__all__ = [
-    "MAX_REQUEST",
-    "ControlListener",
-    "command_from_request",
-    "open_control_listener",
-    "serve_control",
-]
+__all__ = ["MAX_REQUEST", "ControlListener", "open_control_listener", "serve_control"]
 
 MAX_REQUEST = 64 * 1024  # bytes in one request line
-
-
-def _int(req: dict[str, Any], key: str, default: int | None = None) -> int:
-    value = req.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ControlError(f"{key!r} must be an integer, not {value!r}")
-    return value
-
-
-def _opt_int(req: dict[str, Any], key: str) -> int | None:
-    return None if req.get(key) is None else _int(req, key)
-
-
-def _num(req: dict[str, Any], key: str, default: float | None = None) -> float:
-    value = req.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ControlError(f"{key!r} must be a number, not {value!r}")
-    return float(value)
-
-
-def command_from_request(req: dict[str, Any]) -> object:
-    """The ``relay.control`` command for one request; ``ControlError`` if malformed."""
-    cmd = req.get("cmd")
-    if cmd == "list":
-        return ListConnections()
-    if cmd == "faults":
-        return ListFaults()
-    if cmd == "close":
-        return CloseConnection(_int(req, "conn"), _int(req, "code", 1000), str(req.get("reason", "")))
-    if cmd == "cut":
-        return CutConnection(_int(req, "conn"), bool(req.get("rst", False)))
-    if cmd == "blackhole":
-        return BlackholeConnection(_int(req, "conn"), bool(req.get("on", True)))
-    if cmd == "idle-cut":
-        return IdleCutNow(_int(req, "conn"))
-    if cmd == "latency":
-        return SetLatency(_int(req, "conn"), _num(req, "ms"), _num(req, "jitter", 0.0))
-    if cmd == "fault-add":
-        return AddFault(str(req.get("spec", "")), _opt_int(req, "conn"))
-    if cmd == "fault-clear":
-        return ClearFaults(_opt_int(req, "conn"))
-    raise ControlError(f"unknown command {cmd!r}")
 
 
 async def _answer(relay: Relay, line: bytes) -> dict[str, Any]:
@@ -99,7 +40,7 @@ async def _answer(relay: Relay, line: bytes) -> dict[str, Any]:
         req = json.loads(line)
         if not isinstance(req, dict):
             raise ControlError("a request is a JSON object")
-        result = await relay.execute(command_from_request(req))
+        result = await relay.execute(relay.commands.from_request(req))
     except json.JSONDecodeError as exc:
         return {"ok": False, "error": f"not JSON: {exc}"}
     except ControlError as exc:
