@@ -145,7 +145,7 @@ class FaultRuntime:
         st = self.state(session)
         self._attach(st)
         for seconds, action, report in st.faults.timers:
-            session.nursery.start_soon(self._timer, st, seconds, action, report)
+            session.start_soon(self._timer, st, seconds, action, report)
 
     async def watch(self, session: Session) -> None:
         """For the session's lifetime: the idle watcher, then forget the session."""
@@ -191,7 +191,7 @@ class FaultRuntime:
             wrapped = st.session.wrap_sender(d, wrap)
             assert isinstance(wrapped, ShapedSendStream)
             shaped = st.shaped[d] = wrapped
-            st.session.nursery.start_soon(shaped.run)
+            st.session.start_soon(shaped.run)
         return shaped
 
     async def _stage(self, st: ConnState, df: DirectionFaults, d: Direction,
@@ -210,10 +210,10 @@ class FaultRuntime:
             for out in step.outs:
                 await shaped.send_all(out)
             await shaped.wait_written(shaped.queued)
-            st.session.nursery.start_soon(self._act, st, then, "cut-after")
+            st.session.start_soon(self._act, st, then, "cut-after")
             return []
         target = shaped.queued + sum(len(o) for o in step.outs)
-        st.session.nursery.start_soon(self._act_after, st, shaped, target, then, "close-after")
+        st.session.start_soon(self._act_after, st, shaped, target, then, "close-after")
         return step.outs
 
     async def _act_after(self, st: ConnState, shaped: ShapedSendStream, target: int,
@@ -247,7 +247,7 @@ class FaultRuntime:
         action = policy.session_action()
         st = self.state(session)
         words = f"idle cut now (by request) → {describe(action)}"
-        session.nursery.start_soon(
+        session.start_soon(
             self._fire, st, "idle-timeout", action,
             FaultAction("idle-timeout", words, None, {"action": policy.action, "manual": True}),
         )  # fmt: skip
@@ -282,7 +282,7 @@ class FaultRuntime:
             st.faults.add(spec)
             self._attach(st)
             for seconds, action, report in st.faults.timers[before:]:
-                session.nursery.start_soon(self._timer, st, seconds, action, report)
+                session.start_soon(self._timer, st, seconds, action, report)
         where = f"#{conn}" if conn is not None else "new and open connections"
         return f"fault {spec} added to {where}"
 

@@ -13,7 +13,8 @@ Three small hooks, all optional, so the default relay stays "forward the chunk":
 ``Hooks.session_hooks`` — async callables ``hook(session)`` started in each session's nursery
     once both handshakes are done, and cancelled when the session ends (idle timers, "close
     after N seconds", attaching frame stages). They act through the session's methods:
-    ``close()``, ``cut()``, ``blackhole()``, ``set_stage()``, ``last_data``/``last_control``.
+    ``close()``, ``cut()``, ``blackhole()``, ``set_stage()``, ``start_soon()``, and read
+    ``session.traffic``.
     A hook object may also have a synchronous ``setup(session)`` method: it is called once the
     session's nursery exists and before either pump reads a byte (install stages there, so
     that even the first frame goes through them).
@@ -30,7 +31,7 @@ Frame stages — ``session.set_stage(direction, stage)`` installs an async calla
 
 Send wrappers — ``session.wrap_sender(direction, wrap)`` replaces the stream a direction
     writes to with ``wrap(stream)`` (a shaper that delays or throttles bytes with its own task
-    in ``session.nursery``). The session calls only ``send_all`` on it (``send_eof``/``aclose``
+    started with ``session.start_soon``). The session calls only ``send_all`` on it (``send_eof``/``aclose``
     when a side ends) and still closes the original sockets itself.
 
 Session actions, callable from any task (a hook, a control command): ``await

@@ -1,0 +1,438 @@
+"""One direction of a relayed connection: read what one side sent, forward it to the other.
+
+The chunk that came in is the chunk that goes out, so frame boundaries, RSV/opcode bits, mask
+keys and invalid frames all pass unchanged (the design's fidelity promise). The same bytes feed
+the direction's observer (``relay.observers``), which counts and publishes the frames. A
+frame-aware path is taken only when something needs whole frames (a fault's stage, a blackhole,
+a proxy-initiated close, a ``--strict`` violation); it goes back to chunk forwarding as soon as
+it can.
+
+A chunk's frames are published when it is received, before it is forwarded: the other
+direction may publish while this send waits, and events must keep receive order (a reply is
+never logged before the request it answers).
+
+A pump decides nothing about how the connection ends: it reports to its ``Session`` what it
+saw (a close frame passed, its sender ended, its receiver is gone), and the session asks the
+lifecycle.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from wsinspect.events import Notice
+from wsinspect.relay.hooks import FrameIn, FrameStage
+from wsinspect.relay.observers import Observer, Tier
+from wsinspect.relay.transport import CAN_SPLICE, RAW_IO, Pipe, is_reset, open_pipe, splice
+from wsinspect.wire.checks import Violation
+from wsinspect.wire.frames import Frame
+from wsinspect.wire.sides import RECEIVER, Direction
+
+if TYPE_CHECKING:
+    from wsinspect.relay.session import Session
+
+__all__ = ["RECEIVE_MAX", "RECEIVE_SIZE", "SENT", "STAGE_HOLD_LIMIT", "Pump", "peer_fault"]
+
+# Read sizes adapt to the traffic: a read that fills the buffer means more is waiting, so the
+# next one is bigger (fewer, larger chunks for big messages); a read far below it shrinks it
+# back (a small allocation per read for small messages).
+RECEIVE_SIZE = 64 * 1024
+RECEIVE_MAX = 1 << 20
+# Light tier, Linux: a payload at least this long that nobody needs to see goes from socket to
+# socket through a pipe (splice(2)), never copied into Python.
+SPLICE_MIN = 64 * 1024
+YIELD_EVERY = 8  # a raw pump that never waits still lets other tasks run every this many reads
+DENSE_CHUNK = 256  # full tier: a chunk with more frames than this yields before the next read
+DENSE_READ = 4 * 1024  # ... and the next read is this small (at most ~600 frames, a few ms)
+STAGE_HOLD_LIMIT = 16 << 20  # a stage sees whole frames up to this size
+
+SENT = (trio.BrokenResourceError, trio.ClosedResourceError)  # a send that found the peer gone
+
+
+def peer_fault(f: Frame) -> Violation | None:
+    """The first violation of ``f`` that is the peer's fault (notices never act)."""
+    for v in f.violations:
+        if not v.is_notice:
+            return v
+    return None
+
+
+class Pump:
+    """Direction ``d`` of ``session``: reads ``src``, writes ``dst`` (one writer at a time:
+    the pump, or the session sending a frame of its own), feeds ``observer``."""
+
+    # Slotted: thousands of idle connections each hold two.
+    __slots__ = (
+        "base",
+        "buf",
+        "d",
+        "dst",
+        "hub",
+        "idle",
+        "lc",
+        "observer",
+        "pipe",
+        "scope",
+        "session",
+        "src",
+        "stage",
+        "strict",
+        "tail_forwarded",
+        "traffic",
+        "writing",
+    )
+
+    def __init__(self, session: Session, d: Direction, src: trio.abc.Stream,
+                 dst: trio.abc.Stream, observer: Observer) -> None:
+        self.session = session
+        self.d = d
+        self.src = src
+        self.dst = dst
+        self.observer = observer
+        self.stage: FrameStage | None = None
+        # (the session's, read on every chunk)
+        self.hub = session.hub
+        self.lc = session.lifecycle
+        self.traffic = session.traffic
+        self.strict = session.strict
+        # Frame-aware path: bytes held from the stream offset ``base``.
+        self.buf = bytearray()
+        self.base = 0
+        self.tail_forwarded = True  # is the frame in progress being passed?
+        self.writing = False  # a send to dst is under way
+        self.idle: trio.Event | None = None  # set on release, for a writer that waits
+        self.scope: trio.CancelScope | None = None  # while running
+        self.pipe: Pipe | None = None  # splice pipe, made on a first long payload
+
+    # -- the one writer -------------------------------------------------------------------
+
+    def at_boundary(self) -> bool:
+        """No frame is partly forwarded: a frame of the proxy's may go in now."""
+        if self.observer.frame_start >= self.base:
+            return True  # no frame in progress, or it is held whole in the buffer
+        return not self.tail_forwarded
+
+    async def claim(self) -> None:
+        """Become the one writer of ``dst``. Uncontended, this is one attribute check: the
+        fast path stays cheap."""
+        while self.writing:
+            idle = self.idle
+            if idle is None:
+                idle = self.idle = trio.Event()
+            await idle.wait()
+        self.writing = True
+
+    def release(self) -> None:
+        self.writing = False
+        idle = self.idle
+        if idle is not None:
+            self.idle = None
+            idle.set()
+
+    async def send(self, data: bytes) -> None:
+        """Write to ``dst``, one writer at a time."""
+        await self.claim()
+        try:
+            await self.dst.send_all(data)
+        finally:
+            self.release()
+
+    def close_pipe(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def run(self, first: bytes) -> None:
+        """Relay until the sender ends, the receiver is gone, or the session cancels."""
+        src = self.src
+        # A plain TCP socket is read directly (see ``pass_chunk``), trying the read first:
+        # the wait on EAGAIN is the schedule point, so a reply goes on without a detour
+        # through the run loop (round-trip latency). A pump that keeps finding data yields
+        # every ``YIELD_EVERY`` reads, so a busy connection never starves the others. TLS
+        # and test streams go through ``receive_some``.
+        fd = src.socket.fileno() if RAW_IO and type(src) is trio.SocketStream else -1
+        size = RECEIVE_SIZE
+        # Where long payloads are spliced, reads stay small: they catch the headers, and the
+        # payload that follows one is left in the kernel for splice.
+        splicing = CAN_SPLICE and self.observer.tier is Tier.LIGHT
+        max_size = RECEIVE_SIZE if splicing else RECEIVE_MAX
+        unyielded = 0  # reads since the last schedule point
+        session = self.session
+        with trio.CancelScope() as scope:
+            self.scope = scope
+            data = first
+            while True:
+                if not data:
+                    spliced = 0
+                    try:
+                        if fd < 0:
+                            data = bytes(await src.receive_some(size))
+                        else:
+                            unyielded += 1
+                            if unyielded >= YIELD_EVERY:
+                                unyielded = 0
+                                await trio.lowlevel.checkpoint()
+                            try:
+                                # Inside a long payload nobody watches: splice, don't read.
+                                want = self.splice_size() if splicing else 0
+                                if want:
+                                    assert self.pipe is not None
+                                    spliced = splice(fd, self.pipe.write, want)
+                                else:
+                                    data = os.read(fd, size)
+                            except BlockingIOError:
+                                unyielded = 0
+                                await trio.lowlevel.wait_readable(fd)
+                                continue
+                    except trio.ClosedResourceError:
+                        return  # we closed it (the other side ended first)
+                    except (trio.BrokenResourceError, OSError) as exc:
+                        await session.sender_ended(self.d, "rst" if is_reset(exc) else "error", exc)
+                        return
+                    if spliced:
+                        if not await self.relay_spliced(spliced):
+                            return
+                        continue
+                    if not data:  # end of stream (a read or a splice of 0 bytes)
+                        await session.sender_ended(self.d, "fin", None)
+                        return
+                    if len(data) == size:
+                        size = min(size * 4, max_size)
+                    elif len(data) < size >> 2:
+                        size = max(size >> 2, RECEIVE_SIZE)
+                counted = self.traffic.frames[self.d]
+                if not await self.relay_chunk(data):
+                    return
+                data = b""
+                if (
+                    self.traffic.frames[self.d] - counted > DENSE_CHUNK
+                    and self.observer.tier is not Tier.LIGHT
+                ):
+                    # Many small frames: full inspection costs Python work per frame (a MiB
+                    # of 1-byte frames is ~150,000 events, about a second). Keep such reads
+                    # small and yield after each, so a flood never stalls other connections.
+                    size = DENSE_READ
+                    unyielded = YIELD_EVERY
+
+    def forwarding(self) -> bool:
+        """Whether chunks pass on as they come (the fast path)."""
+        return self.stage is None and self.lc.forwards and not self.buf and self.tail_forwarded
+
+    async def relay_chunk(self, data: bytes) -> bool:
+        """Forward, inspect and publish one chunk; ``False`` when the pump must stop."""
+        self.traffic.bytes[self.d] += len(data)
+        if not self.strict and self.forwarding():
+            return await self.pass_chunk(data, None)
+        # --strict must see a chunk's violations before any of it goes on.
+        inspected = self.inspect(data)
+        if self.forwarding() and not any(peer_fault(f) for f in inspected[0]):
+            return await self.pass_chunk(data, inspected)
+        return await self.relay_frames(data, *inspected)
+
+    def inspect(self, data: bytes, as_lines: bool = False) -> tuple[list[Frame], float, float]:
+        """Feed ``data`` to the observer: ``(completed frames, wall time, trio time)``."""
+        ts = time.time()
+        now = trio.current_time()
+        return self.observer.feed(data, ts, now, as_lines), ts, now
+
+    # -- the fast paths -------------------------------------------------------------------
+
+    async def pass_chunk(
+        self, data: bytes, inspected: tuple[list[Frame], float, float] | None
+    ) -> bool:
+        """The chunk goes on exactly as it came.
+
+        On a plain socket it is written first and inspected (unless ``inspected``) and
+        published after, all before the first await: the receiver does not wait for the
+        inspection, and no other task can run (and publish) in between, so events keep
+        receive order. Trio's ``send_all`` only takes what one write could not."""
+        if self.writing:
+            await self.claim()
+            if not self.forwarding():  # an action (a close, a blackhole) came meanwhile
+                self.release()
+                return await self.relay_frames(data, *(inspected or self.inspect(data)))
+        else:
+            self.writing = True
+        dst = self.dst
+        sent = 0
+        failed: OSError | None = None
+        if RAW_IO and type(dst) is trio.SocketStream:
+            try:
+                sent = os.write(dst.socket.fileno(), data)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                failed = exc
+        t = self.traffic
+        first = t.seq + 1  # (before inspecting: the recording tier numbers frames there)
+        frames, ts, now = inspected or self.inspect(data, as_lines=failed is None)
+        closes = self.observer.publish(frames, ts, now, failed is None)
+        last = t.seq
+        # Counted as handled before the await, so an action that looks meanwhile sees the
+        # frame in progress as (being) forwarded and waits for its end.
+        self.base += len(data)
+        try:
+            if failed is not None:
+                raise trio.BrokenResourceError(f"socket send failed: {failed}") from failed
+            if sent < len(data):
+                await dst.send_all(memoryview(data)[sent:] if sent else data)
+        except SENT as exc:
+            if failed is None:  # published as delivered: say they were not
+                self.not_delivered(first, last)
+            await self.session.receiver_gone(self.d, exc)
+            return False
+        finally:
+            self.release()
+        if closes:
+            await self.session.closes_passed(self.d, frames)
+        return True
+
+    def splice_size(self) -> int:
+        """Bytes the next read may splice instead (0: read them): light tier, inside a long
+        payload, forwarding as it comes to a plain socket."""
+        n = self.observer.passing
+        if n < SPLICE_MIN or type(self.dst) is not trio.SocketStream or not self.forwarding():
+            return 0
+        if self.pipe is None:
+            self.pipe = open_pipe()  # size 0 (never splice) when out of fds
+        return min(n, self.pipe.size)
+
+    async def relay_spliced(self, n: int) -> bool:
+        """``n`` payload bytes spliced into the pipe: count them, then splice them on to the
+        receiver; ``False`` when the pump must stop."""
+        self.traffic.bytes[self.d] += n
+        self.observer.skip(n, trio.current_time())
+        if self.writing:
+            await self.claim()
+        else:
+            self.writing = True
+        self.base += n  # handled before the await, as in ``pass_chunk``
+        dst = self.dst
+        assert isinstance(dst, trio.SocketStream) and self.pipe is not None
+        out = dst.socket.fileno()
+        r = self.pipe.read
+        try:
+            while n:
+                try:
+                    n -= splice(r, out, n)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(out)
+        except OSError as exc:
+            await self.session.receiver_gone(self.d, exc)
+            return False
+        finally:
+            self.release()
+        return True
+
+    def not_delivered(self, first: int, last: int) -> None:
+        """Frames ``first``..``last`` were published as delivered before their send failed:
+        say that they were not (events are published in receive order, so they cannot wait
+        for the send)."""
+        if last < first or not self.hub.wants_frames:
+            return
+        which = f"#{first}" if first == last else f"#{first} to #{last}"
+        text = f"frames {which} ({self.d}) were not delivered: the {RECEIVER[self.d]} is gone"
+        self.hub.publish(Notice(time.time(), "warning", text, self.session.conn))
+
+    # -- the frame-aware path -------------------------------------------------------------
+
+    async def relay_frames(self, data: bytes, frames: list[Frame], ts: float, now: float) -> bool:
+        """Decide frame by frame what goes on."""
+        d = self.d
+        buf = self.buf
+        buf += data
+        base = self.base
+        lc = self.lc
+        session = self.session
+        observer = self.observer
+        for f in frames:
+            if f.start < base:
+                # Its start was already forwarded (or dropped): finish it the same way.
+                n = f.end - base
+                piece = bytes(buf[:n])
+                if self.tail_forwarded and not lc.blackholed:
+                    if not await self.forward(piece, [f], ts, now):
+                        return False
+                else:
+                    observer.publish([f], ts, now, False)
+                del buf[:n]
+                base = self.base = f.end
+                self.tail_forwarded = True
+                if self.strict and peer_fault(f):
+                    # Too long to hold back: it went on, and the connection closes after it.
+                    await session.strict_close(d, f)
+                await session.frame_passed(d)
+                continue
+            raw = bytes(buf[f.start - base : f.end - base])
+            del buf[: f.end - base]
+            base = self.base = f.end
+            if not lc.forwards:
+                observer.publish([f], ts, now, False)
+                if f.opcode == 8:  # a reply to the proxy's close (nothing, in a blackhole)
+                    await session.close_consumed(d, f)
+                continue
+            if self.strict and peer_fault(f):
+                observer.publish([f], ts, now, False)
+                await session.strict_close(d, f)
+                continue
+            stage = self.stage
+            if stage is None:
+                if not await self.forward(raw, [f], ts, now):
+                    return False
+                continue
+            try:
+                outs = await stage(FrameIn(f, raw, d, ts, now))
+            except trio.Cancelled:
+                observer.publish([f], ts, now, False)
+                raise
+            ok = True
+            for out in outs:
+                try:
+                    await self.send(out)
+                except SENT as exc:
+                    ok = False
+                    await session.receiver_gone(d, exc)
+                    break
+            if observer.publish([f], ts, now, bool(outs) and ok) and outs and ok:
+                await session.closes_passed(d, [f])
+            if not ok:
+                return False
+        # The frame in progress: hold it for a stage, else pass (or drop) what came of it.
+        if buf and (self.stage is None or len(buf) > STAGE_HOLD_LIMIT or not lc.forwards):
+            piece = bytes(buf)
+            buf.clear()
+            self.base = base + len(piece)
+            if lc.blackholed:
+                forward = False
+            elif observer.frame_start >= base:
+                forward = lc.forwards  # a new frame: a pending close frame goes first
+            else:
+                forward = self.tail_forwarded  # the rest of a frame goes as its start went
+            self.tail_forwarded = forward
+            if forward:
+                try:
+                    await self.send(piece)
+                except SENT as exc:
+                    await session.receiver_gone(d, exc)
+                    return False
+        return True
+
+    async def forward(self, raw: bytes, fs: list[Frame], ts: float, now: float) -> bool:
+        t = self.traffic
+        first = t.seq + 1
+        closes = self.observer.publish(fs, ts, now)  # before the send: receive order
+        last = t.seq
+        try:
+            await self.send(raw)
+        except SENT as exc:
+            self.not_delivered(first, last)
+            await self.session.receiver_gone(self.d, exc)
+            return False
+        if closes:
+            await self.session.closes_passed(self.d, fs)
+        return True
