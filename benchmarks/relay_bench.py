@@ -3,6 +3,11 @@
     python benchmarks/relay_bench.py                 # all scenarios, 3 rounds
     python benchmarks/relay_bench.py --quick         # smaller counts, 1 round
     python benchmarks/relay_bench.py --variant=-q --variant="-q --record {tmp}/r.jsonl"
+    python benchmarks/relay_bench.py --baseline /tmp/old/.venv/bin/python   # before/after
+
+``--baseline PYTHON`` also runs every variant with another installation of wsinspect (that
+interpreter's ``-m wsinspect``, e.g. a virtualenv holding the previous commit): before and after
+a change, measured in the same run against the same direct connection.
 
 In a variant, ``{tmp}`` is a fresh temporary directory (usually on disk) and ``{shm}`` one in memory (``/dev/shm``,
 tmpfs, where there is one): recording to both tells the recorder's own cost from the disk's.
@@ -331,17 +336,18 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
 
 
-def start_proxy(variant: str, upstream_port: int) -> Target:
+def start_proxy(variant: str, upstream_port: int, python: str = sys.executable,
+                label: str = "") -> Target:
     port = free_port()
     cmd = [
-        sys.executable, "-m", "wsinspect", "proxy",
+        python, "-m", "wsinspect", "proxy",
         "--listen", f"127.0.0.1:{port}",
         "--upstream", f"ws://127.0.0.1:{upstream_port}",
         *shlex.split(variant),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
     wait_port(port)
-    return Target(f"proxy {variant}".strip(), port, proc)
+    return Target(f"{label}proxy {variant}".strip(), port, proc)
 
 
 def main() -> int:
@@ -353,6 +359,8 @@ def main() -> int:
         "--variant", action="append",
         help="proxy flags for one proxied column (repeatable; default: '-q')",
     )  # fmt: skip
+    parser.add_argument("--baseline", metavar="PYTHON",
+                        help="also run each variant with this interpreter's wsinspect (before/after)")
     parser.add_argument("--skip-scale", action="store_true", help="skip the connection scenarios")
     parser.add_argument("--verbose", action="store_true", help="also print every round's figures")
     parser.add_argument("--direct-only", action="store_true",
@@ -389,6 +397,8 @@ def main() -> int:
     try:
         for v in variants:
             flags = v.replace("{tmp}", tmpdir).replace("{shm}", shmdir)
+            if opts.baseline:
+                targets.append(start_proxy(flags, server_port, opts.baseline, "before: "))
             targets.append(start_proxy(flags, server_port))
         results: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
 

@@ -13,7 +13,7 @@ from textual.widgets import Input, Label, Static
 
 __all__ = ["KEYS", "HelpScreen", "PromptScreen"]
 
-# (key, what it does): the help screen and the README's table come from this list.
+# (key, what it does): the help screen shows this list; docs/cli.md's key table says the same.
 KEYS: list[tuple[str, str]] = [
     ("↑ ↓ PgUp PgDn Home End", "move in the focused table (mouse: click, wheel)"),
     ("Tab / Shift+Tab", "move focus: connections, filter bar, frames, detail"),

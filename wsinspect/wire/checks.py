@@ -6,7 +6,7 @@ says which rules each frame breaks, whose fault it is (the sender of that direct
 code a strict peer would answer with. It never changes a frame: the relay forwards violations
 unchanged, so the user sees what the real peer does with them.
 
-Rules (stable ids; the README lists them):
+Rules (stable ids; docs/violations.md is generated from RULES):
 
 =============================  ===================  ====  =========================================
 rule                           section              code  what
@@ -98,7 +98,7 @@ class Violation:
         )
 
 
-# rule id → (section, close code); one table so the README and the code cannot drift apart.
+# rule id → (section, close code); one table that docs/gen_violations.py turns into docs/violations.md.
 RULES: dict[str, tuple[str, int]] = {
     "unmasked-client-frame": ("RFC 6455 §5.1", 1002),
     "masked-server-frame": ("RFC 6455 §5.1", 1002),
