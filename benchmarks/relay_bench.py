@@ -340,7 +340,7 @@ def start_proxy(variant: str, upstream_port: int, python: str = sys.executable,
                 label: str = "") -> Target:
     port = free_port()
     cmd = [
-        python, "-m", "wsinspect", "proxy",
+        python, "-P", "-m", "wsinspect", "proxy",  # -P: the installed wsinspect, not ./wsinspect
         "--listen", f"127.0.0.1:{port}",
         "--upstream", f"ws://127.0.0.1:{upstream_port}",
         *shlex.split(variant),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from wsinspect.wire.sides import C2S, RECEIVER, S2C, SENDER, Direction, Initiator, Side
+from wsinspect.wire.sides import C2S, RECEIVER, S2C, SENDER, Direction, Initiator, PeerEnd, Side
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -216,7 +216,7 @@ class Lifecycle:
         self._closes.setdefault(side, (code, reason))
         return self._replied_by(side)
 
-    def peer_ended(self, direction: Direction, how: str, detail: str | None = None) -> list[Command]:
+    def peer_ended(self, direction: Direction, how: PeerEnd, detail: str | None = None) -> list[Command]:
         """The sender of ``direction`` ended its side: ``how`` is ``fin`` (end of stream),
         ``rst`` (a reset) or ``error`` (another receive error, ``detail`` says which). A FIN is
         passed on and the other side gets the grace period; anything else tears both down."""

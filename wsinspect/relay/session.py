@@ -37,7 +37,7 @@ from wsinspect.relay.observers import Observer, Tier, Traffic, choose_tier, make
 from wsinspect.relay.pump import SENT, Pump, peer_fault
 from wsinspect.relay.transport import close_streams, is_reset
 from wsinspect.wire.frames import Frame, encode_frame
-from wsinspect.wire.sides import C2S, S2C, Direction
+from wsinspect.wire.sides import C2S, S2C, Direction, PeerEnd
 
 if TYPE_CHECKING:
     from wsinspect.hub import Hub
@@ -265,7 +265,7 @@ class Session:
         if due is not None:
             await self._send_close(due)
 
-    async def sender_ended(self, d: Direction, how: str, exc: BaseException | None) -> None:
+    async def sender_ended(self, d: Direction, how: PeerEnd, exc: BaseException | None) -> None:
         """The sender of direction ``d`` ended its side (FIN, RST or another error)."""
         detail = None if exc is None or how == "rst" else f"{type(exc).__name__}: {exc}"
         await self._carry_out(self.lifecycle.peer_ended(d, how, detail))
