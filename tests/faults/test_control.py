@@ -55,6 +55,7 @@ async def test_ctl_list_shows_open_connections_and_faults(
             assert await ctl(sock, "list") == 0
     out = capsys.readouterr().out
     assert "#1 " in out and "/chat" in out and "faults: latency:ms=1" in out
+    assert " tier full" in out  # a control socket may add frame faults: fully inspected
     assert "faults for new connections: latency:ms=1" in out
 
 

@@ -133,6 +133,8 @@ def _show_list(conns: list[dict[str, Any]], faults: dict[str, Any]) -> str:
                 f"open {now - c.get('opened', now):.1f}s "
                 f"frames →{f.get('c2s', 0)} ←{f.get('s2c', 0)} "
                 f"bytes →{format_bytes(b.get('c2s', 0))} ←{format_bytes(b.get('s2c', 0))}")  # fmt: skip
+        if c.get("tier"):
+            line += f" tier {c['tier']}"
         if c.get("blackholed"):
             line += " [blackholed]"
         active = per_conn.get(str(c["conn"])) or per_conn.get(c["conn"])
