@@ -19,7 +19,6 @@ from websockets.trio.client import connect
 from wsinspect.config import Settings, Upstream
 from wsinspect.events import FrameSeen, MessageSeen
 from wsinspect.hub import Hub
-from wsinspect.hub import Hub
 from wsinspect.relay.observers import LINES_AVAILABLE, LinesObserver, Traffic
 from wsinspect.relay.server import serve as serve_proxy
 from wsinspect.sinks.recorder import Recorder
