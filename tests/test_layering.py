@@ -23,6 +23,8 @@ WIRE_MODULES = [
     "wsinspect.wire.checks",
     "wsinspect.wire.messages",
     "wsinspect.wire.closecodes",
+    "wsinspect.wire.handshake",
+    "wsinspect.wire.refusal",
 ]
 
 

@@ -98,7 +98,7 @@ class Refusal:
 
     def response(self, conn: h11.Connection | None = None) -> bytes:
         """The complete HTTP/1.1 response, serialised by ``conn`` (the h11 server connection
-        that read the request: it knows a HEAD gets no body) when it can answer now.
+        that read the request) when it can answer now.
 
         Without ``conn``, or when h11 will not answer (the request never completed: a 431, a
         malformed head), the same bytes are written here: the status line, the headers (ours,
