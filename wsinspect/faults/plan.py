@@ -1,8 +1,9 @@
 """The proxy's fault plan: everything configured, asked once per handshake and per connection.
 
 ``FaultPlan.from_settings`` gathers the Origin policy, the idle policy, the ``--fault`` specs and
-the seed. The relay calls ``gate`` before it connects upstream (refuse with a ``Refusal``, or delay)
-and ``for_connection`` once both handshakes are done (the frame-level faults of that connection).
+the seed. The relay calls ``gate`` before it connects upstream (refuse with a ``Refusal``, or
+delay) and ``for_connection`` once both handshakes are done (the frame-level faults of that
+connection).
 ``add``/``clear`` change the faults at run time (``wsinspect ctl fault ...``); they apply to
 connections opened afterwards — a live connection's faults are changed through its
 ``ConnectionFaults`` (the relay's control commands do that).

@@ -164,7 +164,7 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
     for gate in list(relay.hooks.gates):
         refusal = await gate(info)
         if refusal is not None:
-            # A gate speaks for the proxy, and is judged by the first Origin header it saw.
+            # A gate refuses for the proxy; the event names the Origin it judged (the first).
             refusal = replace(refusal, origin=refusal.origin or info.origin, by="proxy")
             await _refuse(relay, conn, client, stream, hs, refusal, request)
             return None
