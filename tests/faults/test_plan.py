@@ -10,14 +10,17 @@ from wsinspect.faults.spec import parse_fault
 def test_a_refused_origin_gets_403_with_a_body_naming_the_reason() -> None:
     plan = FaultPlan(OriginPolicy.build(["https://app.example.com"]))
     gate = plan.gate(1, "/", "https://evil.example")
-    assert gate.status == 403 and gate.rule == "allow-origin"
-    assert gate.body.startswith("403 Forbidden: Origin https://evil.example is not allowed")
+    assert gate.refusal is not None
+    assert gate.refusal.status == 403 and gate.refusal.rule == "allow-origin"
+    assert gate.refusal.body is not None
+    assert gate.refusal.body.startswith(b"403 Forbidden: Origin https://evil.example is not allowed")
 
 
 def test_refuse_fault_with_status_and_body() -> None:
     plan = FaultPlan(faults=[parse_fault("refuse:status=503,body=down for maintenance")])
     gate = plan.gate(1, "/", None)
-    assert (gate.status, gate.body, gate.rule) == (503, "down for maintenance\n", "fault:refuse")
+    assert gate.refusal is not None
+    assert (gate.refusal.status, gate.refusal.body, gate.refusal.rule) == (503, b"down for maintenance\n", "fault:refuse")
     assert [a.fault for a in gate.actions] == ["refuse"]
 
 

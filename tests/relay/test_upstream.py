@@ -36,7 +36,7 @@ async def test_open_websocket_to_a_closed_port_is_502() -> None:
     sock.close()
     with trio.fail_after(10), pytest.raises(UpstreamError) as info:
         await open_websocket(f"ws://127.0.0.1:{port}/")
-    assert info.value.status == 502
+    assert info.value.refusal.status == 502
 
 
 async def test_a_refused_connect_is_502_saying_so() -> None:
@@ -47,8 +47,8 @@ async def test_a_refused_connect_is_502_saying_so() -> None:
     sock.close()
     with trio.fail_after(10), pytest.raises(UpstreamError) as info:
         await upstream.connect("127.0.0.1", port)
-    assert info.value.status == 502
-    assert "refused" in info.value.reason.lower()
+    assert info.value.refusal.status == 502
+    assert "refused" in info.value.refusal.reason.lower()
 
 
 async def test_a_connect_still_in_progress_is_waited_for(
@@ -76,4 +76,4 @@ async def test_open_websocket_to_a_silent_server_times_out_with_504(nursery: tri
     host, port = await start_raw_server(nursery, silent)
     with trio.fail_after(10), pytest.raises(UpstreamError) as info:
         await open_websocket(f"ws://{host}:{port}/", timeout=0.2)
-    assert info.value.status == 504
+    assert info.value.refusal.status == 504

@@ -9,11 +9,11 @@ from wsinspect.wire.handshake import (
     HandshakeError,
     UpstreamAccepted,
     UpstreamHandshake,
-    UpstreamRefused,
     accept_key,
     join_target,
     validate_upgrade,
 )
+from wsinspect.wire.refusal import Refusal
 
 REQUEST = (
     b"GET /chat?x=1 HTTP/1.1\r\nHost: proxy:8080\r\nUpgrade: websocket\r\n"
@@ -69,8 +69,8 @@ def test_invalid_requests_carry_their_status(old: bytes, new: bytes, status: int
         request = hs.feed(data)
         assert request is not None
         validate_upgrade(request)
-    assert info.value.status == status
-    assert "\n" not in info.value.reason
+    assert info.value.refusal.status == status
+    assert "\n" not in info.value.refusal.reason
 
 
 def test_oversized_head_is_431_whole_or_incomplete() -> None:
@@ -79,7 +79,7 @@ def test_oversized_head_is_431_whole_or_incomplete() -> None:
         ClientHandshake(1024).feed(big)
     with pytest.raises(HandshakeError) as partial:
         ClientHandshake(1024).feed(big[:3000])
-    assert whole.value.status == partial.value.status == 431
+    assert whole.value.refusal.status == partial.value.refusal.status == 431
 
 
 def test_upstream_request_keeps_headers_in_order_with_a_fresh_key() -> None:
@@ -170,13 +170,13 @@ def test_upstream_101_with_a_wrong_accept_is_502() -> None:
     with pytest.raises(HandshakeError) as info:
         up.feed(b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Accept: bogus\r\n\r\n")  # fmt: skip
-    assert info.value.status == 502
+    assert info.value.refusal.status == 502
 
 
 def test_upstream_refusal_is_kept_with_its_body_up_to_the_limit() -> None:
     up = UpstreamHandshake(body_limit=4)
     answer = up.feed(b"HTTP/1.1 403 Forbidden\r\nX-Why: origin\r\nContent-Length: 10\r\n\r\n0123456789")
-    assert isinstance(answer, UpstreamRefused)
+    assert isinstance(answer, Refusal)
     assert (answer.status, answer.body, answer.complete) == (403, b"0123", False)
     assert ("X-Why", "origin") in answer.headers
 
@@ -212,7 +212,7 @@ def test_refusals_have_a_standard_status_line_and_a_readable_reason(
         request = hs.feed(request_bytes)
         assert request is not None
         validate_upgrade(request)
-    answer = hs.refuse(info.value.status, info.value.reason)
+    answer = hs.refuse(info.value.refusal)
     assert answer.startswith(status_line)
-    assert "bytearray" not in info.value.reason
-    assert answer.endswith(info.value.reason.encode() + b"\n")
+    assert "bytearray" not in info.value.refusal.reason
+    assert answer.endswith(info.value.refusal.reason.encode() + b"\n")

@@ -1,8 +1,9 @@
 """The proxy's fault plan: everything configured, asked once per handshake and per connection.
 
 ``FaultPlan.from_settings`` gathers the Origin policy, the idle policy, the ``--fault`` specs and
-the seed. The relay calls ``gate`` before it connects upstream (refuse with a status, or delay)
-and ``for_connection`` once both handshakes are done (the frame-level faults of that connection).
+the seed. The relay calls ``gate`` before it connects upstream (refuse with a ``Refusal``, or
+delay) and ``for_connection`` once both handshakes are done (the frame-level faults of that
+connection).
 ``add``/``clear`` change the faults at run time (``wsinspect ctl fault ...``); they apply to
 connections opened afterwards — a live connection's faults are changed through its
 ``ConnectionFaults`` (the relay's control commands do that).
@@ -19,6 +20,7 @@ from wsinspect.faults.idle import IdlePolicy
 from wsinspect.faults.origin import OriginPolicy
 from wsinspect.faults.spec import FaultSpec
 from wsinspect.faults.stages import ConnectionFaults, make_rng
+from wsinspect.wire.refusal import Refusal
 
 if TYPE_CHECKING:
     from wsinspect.settings import Settings
@@ -28,20 +30,17 @@ __all__ = ["FaultPlan", "Gate"]
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """The handshake verdict. ``status`` set: answer the client with it (and ``body``) and
-    never contact the upstream; ``rule``/``reason`` go into ``HandshakeRejected``. ``delay``:
-    seconds to wait before connecting upstream. ``actions``: fault reports to publish."""
+    """The handshake verdict. ``refusal`` set: answer the client with it and never contact
+    the upstream. ``delay``: seconds to wait before connecting upstream. ``actions``: fault
+    reports to publish."""
 
-    status: int | None = None
-    body: str = ""
-    rule: str | None = None
-    reason: str = ""
+    refusal: Refusal | None = None
     delay: float = 0.0
     actions: tuple[FaultAction, ...] = ()
 
     @property
     def refused(self) -> bool:
-        return self.status is not None
+        return self.refusal is not None
 
 
 def _phrase(status: int) -> str:
@@ -93,7 +92,8 @@ class FaultPlan:
         check = self.origin.check(origin)
         actions: list[FaultAction] = []
         if not check.allowed:
-            return Gate(403, f"403 Forbidden: {check.reason}\n", check.rule, check.reason)
+            return Gate(Refusal(403, check.reason, body=f"403 Forbidden: {check.reason}\n".encode(),
+                                rule=check.rule, origin=origin))  # fmt: skip
         if check.violation:
             actions.append(FaultAction(
                 "origin", f"would refuse ({check.reason}); let through: --origin-mode report",
@@ -106,11 +106,13 @@ class FaultPlan:
                 continue
             if spec.kind == "refuse":
                 reason = f"handshake refused by fault {spec}"
-                body = spec.body or f"{spec.status} {_phrase(spec.status)}: {reason}"
+                text = spec.body or f"{spec.status} {_phrase(spec.status)}: {reason}"
+                text = text if text.endswith("\n") else text + "\n"
                 actions.append(FaultAction("refuse", f"handshake answered {spec.status}",
                                            None, {"status": spec.status}))  # fmt: skip
-                return Gate(spec.status, body if body.endswith("\n") else body + "\n",
-                            "fault:refuse", reason, actions=tuple(actions))  # fmt: skip
+                refusal = Refusal(spec.status, reason, body=text.encode(), rule="fault:refuse",
+                                  origin=origin)  # fmt: skip
+                return Gate(refusal, actions=tuple(actions))
             delay += spec.ms / 1000
         if delay:
             actions.append(FaultAction("delay-handshake", f"handshake held {delay * 1000:g} ms",

@@ -110,16 +110,12 @@ class FaultRuntime:
 
     # ---- handshake --------------------------------------------------------------------------
     async def gate(self, info: HandshakeInfo) -> Refusal | None:
-        from wsinspect.relay.hooks import Refusal
-
         origin = info.origin
         verdict = self.plan.gate(info.conn, info.path, origin)
         for action in verdict.actions:
             self.publish(info.conn, action)
-        if verdict.refused:
-            assert verdict.status is not None
-            return Refusal(verdict.status, verdict.reason, body=verdict.body.encode(),
-                           rule=verdict.rule, origin=origin)  # fmt: skip
+        if verdict.refusal is not None:
+            return verdict.refusal
         if verdict.delay:
             await trio.sleep(verdict.delay)
         self._origins[info.conn] = origin

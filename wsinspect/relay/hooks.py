@@ -4,11 +4,12 @@ Three small hooks, all optional, so the default relay stays "forward the chunk":
 
 ``Hooks.gates`` — handshake gates, awaited in order after the client's request is validated
     and *before* the proxy connects upstream. A gate gets a ``HandshakeInfo`` and returns
-    ``None`` to let the handshake go on or a ``Refusal`` to answer the client instead (Origin
-    policy → 403, a refuse fault → 503); it may ``await trio.sleep(...)`` to delay the
-    handshake. A refused handshake never reaches the upstream and is published as
-    ``HandshakeRejected`` with the refusal's ``rule``/``origin``; the gate publishes its own
-    ``FaultInjected`` if it wants one.
+    ``None`` to let the handshake go on or a ``Refusal`` (``wsinspect.wire.refusal``, the one
+    value every refused handshake is) to answer the client instead (Origin policy → 403, a
+    refuse fault → 503); it may ``await trio.sleep(...)`` to delay the handshake. A refused
+    handshake never reaches the upstream and is published as ``HandshakeRejected`` with the
+    refusal's ``rule``/``origin`` (the request's Origin when the refusal names none), always
+    ``by="proxy"``; the gate publishes its own ``FaultInjected`` if it wants one.
 
 ``Hooks.session_hooks`` — async callables ``hook(session)`` started in each session's nursery
     once both handshakes are done, and cancelled when the session ends (idle timers, "close
@@ -50,6 +51,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from wsinspect.wire.frames import Frame
+from wsinspect.wire.refusal import Refusal
+from wsinspect.wire.sides import Direction
 
 if TYPE_CHECKING:
     from wsinspect.relay.session import Session
@@ -82,20 +85,6 @@ class HandshakeInfo:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A gate's answer that refuses a handshake: ``status`` and a one-line ``reason`` (the
-    body unless ``body`` is given), extra ``headers``, and ``rule``/``origin`` for the
-    ``HandshakeRejected`` event."""
-
-    status: int
-    reason: str
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes | None = None
-    rule: str | None = None
-    origin: str | None = None
-
-
 @dataclass(slots=True)
 class FrameIn:
     """One complete frame handed to a stage.
@@ -107,7 +96,7 @@ class FrameIn:
 
     frame: Frame
     raw: bytes
-    direction: str
+    direction: Direction
     ts: float
     received: float
 

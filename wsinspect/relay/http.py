@@ -16,12 +16,8 @@ import trio
 
 from wsinspect.events import HttpExchange
 from wsinspect.relay.upstream import UpstreamError, connect
-from wsinspect.wire.handshake import (
-    ClientHandshake,
-    UpgradeRequest,
-    error_response_body,
-    join_target,
-)
+from wsinspect.wire.handshake import ClientHandshake, UpgradeRequest, join_target
+from wsinspect.wire.refusal import Refusal
 
 if TYPE_CHECKING:
     from wsinspect.relay.server import Relay
@@ -44,10 +40,11 @@ _NO_TUNNELS = (
 
 
 class _Failed(Exception):
+    """An exchange that cannot go on: ``refusal`` is the client's answer."""
+
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
-        self.status = status
-        self.reason = reason
+        self.refusal = Refusal(status, reason)
 
 
 async def passthrough(
@@ -67,21 +64,23 @@ async def passthrough(
         relay.hub.publish(HttpExchange(conn, ts, client, request.method, request.target,
                                        status, size, trio.current_time() - started))  # fmt: skip
 
-    async def refuse(code: int, reason: str, headers: list[tuple[str, str]] | None = None) -> None:
+    async def refuse(refusal: Refusal) -> None:
+        # Not a handshake: the refusal is this exchange's answer, reported by its HttpExchange.
         nonlocal status, size
-        from wsinspect.relay.opening import _answer
+        from wsinspect.relay.opening import send_refusal
 
-        status, size = code, len(error_response_body(reason))
-        await _answer(client_stream, hs.refuse(code, reason, headers or ()))
+        status, size = refusal.status, len(refusal.response_body)
+        await send_refusal(client_stream, hs, refusal)
 
     if settings.websocket_only:
-        await refuse(400, "this proxy relays WebSocket connections only (--websocket-only)")
+        await refuse(Refusal(400, "this proxy relays WebSocket connections only (--websocket-only)"))  # fmt: skip
         publish()
         return
     if request.method.upper() == "CONNECT":
         # A client that takes wsinspect for a forward proxy: it relays to its one upstream,
         # it opens no tunnels anywhere else (405 must say what is allowed: RFC 9110 §15.5.6).
-        await refuse(405, _NO_TUNNELS, [("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
+        allow = ("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+        await refuse(Refusal(405, _NO_TUNNELS, (allow,)))
         publish()
         return
 
@@ -145,17 +144,15 @@ async def passthrough(
                 if hs.conn.our_state is h11.SEND_BODY:
                     await client_stream.send_all(hs.conn.send(h11.EndOfMessage()) or b"")
                 break
-    except UpstreamError as exc:
-        await refuse(exc.status, exc.reason)
-    except _Failed as exc:
-        await refuse(exc.status, exc.reason)
+    except (UpstreamError, _Failed) as exc:
+        await refuse(exc.refusal)
     except h11.ProtocolError as exc:
         if status == 0:
             detail = str(exc).split(": bytearray(", 1)[0]
-            await refuse(502, f"upstream sent malformed HTTP: {detail}")
+            await refuse(Refusal(502, f"upstream sent malformed HTTP: {detail}"))
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         if status == 0:
-            await refuse(502, f"upstream connection failed: {exc}")
+            await refuse(Refusal(502, f"upstream connection failed: {exc}"))
     finally:
         if up_stream is not None:
             await trio.aclose_forcefully(up_stream)

@@ -4,12 +4,14 @@ Upstream first (the issue's rule): the client's request is read and validated
 (RFC 6455 §4.2.1), handshake gates run, then the proxy connects upstream and completes its own
 handshake (§4.1) *before* it answers the client, so the client's answer is the upstream's:
 its 101 (with the Accept for the client's key), its refusal as-is, or 502/504 when it could not
-be reached. Every refusal is published as ``HandshakeRejected``.
+be reached. Every refusal is one ``Refusal`` value that ``_refuse`` publishes as
+``HandshakeRejected`` and answers the client with.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import trio
@@ -24,16 +26,16 @@ from wsinspect.wire.handshake import (
     HandshakeError,
     UpgradeRequest,
     UpstreamHandshake,
-    UpstreamRefused,
     join_target,
     offers_deflate,
     validate_upgrade,
 )
+from wsinspect.wire.refusal import Refusal
 
 if TYPE_CHECKING:
     from wsinspect.relay.server import Relay
 
-__all__ = ["handle_client", "peer_name"]
+__all__ = ["handle_client", "peer_name", "send_refusal"]
 
 READ_SIZE = 16 * 1024
 LINGER = 1.0  # seconds to drain a refused client's input before closing
@@ -53,8 +55,9 @@ def peer_name(stream: trio.abc.Stream) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _answer(stream: trio.abc.Stream, data: bytes) -> None:
-    """Send a final answer to a client and end the connection, ignoring a client that left."""
+async def send_refusal(stream: trio.abc.Stream, hs: ClientHandshake, refusal: Refusal) -> None:
+    """Answer the client with ``refusal`` and end the connection, ignoring a client that left."""
+    data = hs.refuse(refusal)
     with trio.move_on_after(5):
         try:
             await stream.send_all(data)
@@ -70,6 +73,32 @@ async def _answer(stream: trio.abc.Stream, data: bytes) -> None:
                         drained += len(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+
+
+async def _refuse(
+    relay: Relay, conn: int, client: str, stream: trio.abc.Stream, hs: ClientHandshake,
+    refusal: Refusal, request: UpgradeRequest | None = None, *,
+    upstream: trio.abc.Stream | None = None, answer: bool = True,
+) -> None:  # fmt: skip
+    """The one way a handshake ends refused: publish ``HandshakeRejected``, answer the client,
+    then close the upstream connection if one was opened.
+
+    ``request`` is the client's request once its head was read (its path, Origin and headers
+    go into the event; the refusal's own ``origin`` wins). ``answer=False`` only reports: the
+    client left before the 101 reached it, so there is nobody to answer.
+    """
+    origin = refusal.origin
+    if origin is None and request is not None:
+        origin = request.header("origin")
+    relay.hub.publish(HandshakeRejected(
+        conn, time.time(), client, request.target if request is not None else "",
+        refusal.status, refusal.reason, origin=origin, rule=refusal.rule, by=refusal.by,
+        request_headers=request.headers if request is not None else (),
+    ))  # fmt: skip
+    if answer:
+        await send_refusal(stream, hs, refusal)
+    if upstream is not None:
+        await trio.aclose_forcefully(upstream)
 
 
 async def handle_client(relay: Relay, stream: trio.abc.Stream, conn: int) -> None:
@@ -107,8 +136,7 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
                 got_bytes = True
                 request = hs.feed(data)
         except HandshakeError as exc:
-            hub.publish(HandshakeRejected(conn, time.time(), client, "", exc.status, exc.reason))
-            await _answer(stream, hs.refuse(exc.status, exc.reason, exc.headers))
+            await _refuse(relay, conn, client, stream, hs, exc.refusal)
             return None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             if got_bytes or settings.cert:
@@ -117,8 +145,7 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
             return None
     if request is None:
         reason = f"no complete request within {settings.handshake_timeout:g} s"
-        hub.publish(HandshakeRejected(conn, time.time(), client, "", 408, reason))
-        await _answer(stream, hs.refuse(408, reason))
+        await _refuse(relay, conn, client, stream, hs, Refusal(408, reason))
         return None
 
     if not request.is_websocket:
@@ -127,26 +154,19 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
         await passthrough(relay, conn, stream, hs, request, client)
         return None
 
-    path = request.target
     try:
         request = validate_upgrade(request)
     except HandshakeError as exc:
-        hub.publish(HandshakeRejected(conn, time.time(), client, path, exc.status, exc.reason,
-                                      origin=request.header("origin"),
-                                      request_headers=request.headers))  # fmt: skip
-        await _answer(stream, hs.refuse(exc.status, exc.reason, exc.headers))
+        await _refuse(relay, conn, client, stream, hs, exc.refusal, request)
         return None
 
-    info = HandshakeInfo(conn, client, path, request.headers)
+    info = HandshakeInfo(conn, client, request.target, request.headers)
     for gate in list(relay.hooks.gates):
         refusal = await gate(info)
         if refusal is not None:
-            hub.publish(HandshakeRejected(
-                conn, time.time(), client, path, refusal.status, refusal.reason,
-                origin=refusal.origin or info.origin, rule=refusal.rule, by="proxy",
-                request_headers=request.headers,
-            ))  # fmt: skip
-            await _answer(stream, hs.refuse(refusal.status, refusal.reason, refusal.headers, refusal.body))  # fmt: skip
+            # A gate refuses for the proxy; the event names the Origin it judged (the first).
+            refusal = replace(refusal, origin=refusal.origin or info.origin, by="proxy")
+            await _refuse(relay, conn, client, stream, hs, refusal, request)
             return None
 
     return await _open_upstream(relay, conn, stream, hs, request, client)
@@ -162,11 +182,6 @@ async def _open_upstream(
     assert upstream is not None
     path = request.target
 
-    def reject(status: int, reason: str, by: str = "proxy") -> None:
-        hub.publish(HandshakeRejected(conn, time.time(), client, path, status, reason,
-                                      origin=request.header("origin"), by=by,
-                                      request_headers=request.headers))  # fmt: skip
-
     if upstream.secure and settings.insecure:
         hub.publish(Notice(time.time(), "warning",
                            f"--insecure: the certificate of {upstream.host} is not verified", conn))  # fmt: skip
@@ -178,6 +193,11 @@ async def _open_upstream(
 
     up_hs = UpstreamHandshake()
     up_stream: trio.abc.Stream | None = None
+
+    async def refuse(refusal: Refusal, *, answer: bool = True) -> None:
+        await _refuse(relay, conn, client, stream, hs, refusal, request,
+                      upstream=up_stream, answer=answer)  # fmt: skip
+
     with trio.move_on_after(settings.handshake_timeout) as scope:
         try:
             up_stream = await connect(upstream.host, upstream.port, ssl_context=relay.upstream_ssl)
@@ -189,36 +209,20 @@ async def _open_upstream(
             )
             answer = await read_answer(up_stream, up_hs)
         except (UpstreamError, HandshakeError) as exc:
-            reject(exc.status, exc.reason)
-            await _answer(stream, hs.refuse(exc.status, exc.reason))
-            if up_stream is not None:
-                await trio.aclose_forcefully(up_stream)
+            await refuse(exc.refusal)
             return None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            reason = f"upstream connection failed: {exc}"
-            reject(502, reason)
-            await _answer(stream, hs.refuse(502, reason))
-            if up_stream is not None:
-                await trio.aclose_forcefully(up_stream)
+            await refuse(Refusal(502, f"upstream connection failed: {exc}"))
             return None
     if scope.cancelled_caught:
         what = "connect" if up_stream is None else "answer the handshake"
-        reason = f"upstream {upstream.host}:{upstream.port} did not {what} within {settings.handshake_timeout:g} s"  # fmt: skip
-        reject(504, reason)
-        await _answer(stream, hs.refuse(504, reason))
-        if up_stream is not None:
-            await trio.aclose_forcefully(up_stream)
+        await refuse(Refusal(504, f"upstream {upstream.host}:{upstream.port} did not {what} within {settings.handshake_timeout:g} s"))  # fmt: skip
         return None
     assert up_stream is not None
 
-    if isinstance(answer, UpstreamRefused):
+    if isinstance(answer, Refusal):
         # Relayed as-is: the client sees the upstream's own 401/403/404/3xx/5xx.
-        reject(
-            answer.status, f"upstream answered {answer.status} {answer.reason}".rstrip(), "upstream"
-        )
-        await _answer(stream, hs.refuse(answer.status, answer.reason, answer.headers, answer.body,
-                                        http_reason=answer.reason))  # fmt: skip
-        await trio.aclose_forcefully(up_stream)
+        await refuse(answer)
         return None
 
     client_first = hs.trailing_data()
@@ -236,8 +240,7 @@ async def _open_upstream(
         await send_all(stream, hs.accept(answer))
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         relay.sessions.pop(conn, None)
-        await trio.aclose_forcefully(up_stream)
-        reject(101, "the client left before the 101 reached it")
+        await refuse(Refusal(101, "the client left before the 101 reached it"), answer=False)
         return None
     hub.publish(
         ConnectionOpened(

@@ -4,8 +4,9 @@
 ``open_websocket`` also does the client side of the opening handshake (RFC 6455 §4.1) and is
 reusable by anything that needs a WebSocket client connection (``replay``).
 
-Failures become ``UpstreamError`` with the HTTP status the proxy answers its client: 502 for a
-refused, unreachable or unresolvable upstream, a TLS failure or a bad 101, 504 for a timeout.
+Failures become ``UpstreamError`` carrying the ``Refusal`` the proxy answers its client with:
+502 for a refused, unreachable or unresolvable upstream, a TLS failure or a bad 101, 504 for a
+timeout.
 """
 
 from __future__ import annotations
@@ -19,12 +20,8 @@ from urllib.parse import urlsplit
 import trio
 
 from wsinspect.relay.transport import open_tcp, receive_some
-from wsinspect.wire.handshake import (
-    HandshakeError,
-    UpstreamAccepted,
-    UpstreamHandshake,
-    UpstreamRefused,
-)
+from wsinspect.wire.handshake import HandshakeError, UpstreamAccepted, UpstreamHandshake
+from wsinspect.wire.refusal import Refusal
 
 __all__ = [
     "UpstreamError",
@@ -41,13 +38,20 @@ RECEIVE_SIZE = 64 * 1024
 class UpstreamError(Exception):
     """The upstream could not be reached or did not complete its handshake.
 
-    ``status`` is what the client is answered (502, 504), ``reason`` one line for the body.
+    ``refusal`` is what the client is answered: ``UpstreamError(status, reason)`` for the
+    proxy's own 502/504, ``UpstreamError.of(refusal)`` to carry one already made (a
+    ``HandshakeError``'s, or the upstream's own refusal).
     """
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
-        self.status = status
-        self.reason = reason
+        self.refusal = Refusal(status, reason)
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> UpstreamError:
+        error = cls(refusal.status, refusal.reason)
+        error.refusal = refusal
+        return error
 
 
 def client_ssl_context(ca: str | None = None, insecure: bool = False) -> ssl.SSLContext:
@@ -117,8 +121,9 @@ async def connect(
 
 async def read_answer(
     stream: trio.abc.Stream, handshake: UpstreamHandshake
-) -> UpstreamAccepted | UpstreamRefused:
-    """Read the upstream's answer to a handshake request already sent on ``stream``.
+) -> UpstreamAccepted | Refusal:
+    """Read the upstream's answer to a handshake request already sent on ``stream``: its 101,
+    or its refusal (``by="upstream"``).
 
     ``HandshakeError(502)`` for a bad or missing answer, ``UpstreamError(502)`` when the
     connection breaks.
@@ -185,13 +190,13 @@ async def open_websocket(
             answer = await read_answer(stream, handshake)
         except HandshakeError as exc:
             await trio.aclose_forcefully(stream)
-            raise UpstreamError(exc.status, exc.reason) from exc
+            raise UpstreamError.of(exc.refusal) from exc
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-        if isinstance(answer, UpstreamRefused):
+        if isinstance(answer, Refusal):
             await trio.aclose_forcefully(stream)
-            raise UpstreamError(answer.status, f"upstream answered {answer.status} {answer.reason}")  # fmt: skip
+            raise UpstreamError.of(answer)
         return WebSocketConnection(stream, answer, handshake.key)
     assert scope.cancelled_caught
     raise UpstreamError(504, f"no handshake answer from {host}:{port} within {timeout:g} s")

@@ -5,8 +5,9 @@ client's upgrade request and answers it; ``UpstreamHandshake`` writes the proxy'
 reads the upstream's answer. Both are fed bytes and return bytes or values; HTTP/1.1 parsing and
 serialisation come from h11, so no header is parsed by hand here.
 
-Errors are ``HandshakeError``s that carry the HTTP status to answer the client with
-(400, 426, 431, 502) and a one-line reason, the way h11's errors carry ``error_status_hint``.
+Errors are ``HandshakeError``s that carry the ``Refusal`` to answer the client with (400, 426,
+431, 502 and a one-line reason), the way h11's errors carry ``error_status_hint``; an upstream
+that answers anything but 101 is a ``Refusal`` too, ``by="upstream"``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import h11
 
 from wsinspect.wire.deflate import strip_permessage_deflate
+from wsinspect.wire.refusal import HOP_BY_HOP, Headers, Refusal
 
 __all__ = [
     "GUID",
@@ -31,31 +32,13 @@ __all__ = [
     "UpgradeRequest",
     "UpstreamAccepted",
     "UpstreamHandshake",
-    "UpstreamRefused",
     "accept_key",
-    "error_response_body",
     "fresh_key",
     "header_value",
     "offers_deflate",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
-
-Headers = tuple[tuple[str, str], ...]
-
-# RFC 9110 §7.6.1 hop-by-hop headers: never copied from one connection to the other. Connection
-# and Upgrade are rewritten to the canonical upgrade pair where a WebSocket needs them.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 
 DEFAULT_BODY_LIMIT = 64 * 1024
 # The longest upstream response head read (h11's default is 16 KiB; a 101 carrying many
@@ -75,16 +58,13 @@ def fresh_key() -> str:
 
 
 class HandshakeError(Exception):
-    """A handshake that cannot go on: answer the client ``status`` with ``reason`` as the body.
-
-    ``headers`` are extra response headers (``Sec-WebSocket-Version: 13`` for a 426).
-    """
+    """A handshake that cannot go on: ``refusal`` is the proxy's answer to the client, with
+    ``status``, the one-line ``reason`` and extra ``headers`` (``Sec-WebSocket-Version: 13``
+    for a 426)."""
 
     def __init__(self, status: int, reason: str, headers: Headers = ()) -> None:
         super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers
+        self.refusal = Refusal(status, reason, headers)
 
 
 def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
@@ -110,11 +90,6 @@ def _decode_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
 
 def _encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-
-
-def error_response_body(reason: str) -> bytes:
-    """The plain-text body of a refusal: the one-line reason and a newline."""
-    return reason.encode("utf-8", "replace") + b"\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,60 +247,10 @@ class ClientHandshake:
         lines.append(b"\r\n")
         return b"\r\n".join(lines)
 
-    def refuse(
-        self, status: int, reason: str, headers: Sequence[tuple[str, str]] = (),
-        body: bytes | None = None, *, http_reason: str = "",
-    ) -> bytes:  # fmt: skip
-        """A complete response that refuses the handshake and ends the connection.
-
-        ``body`` defaults to the one-line ``reason``; ``headers`` are sent in order, without
-        their framing headers (Content-Length is set for the body sent).
-        """
-        if body is None:
-            body = error_response_body(reason)
-            headers = [*headers, ("Content-Type", "text/plain; charset=utf-8")]
-        out = [
-            (n, v)
-            for n, v in headers
-            if n.lower() not in HOP_BY_HOP and n.lower() != "content-length"
-        ]
-        out += [("Content-Length", str(len(body))), ("Connection", "close")]
-        return _refusal_bytes(self.conn, status, out, body, http_reason)
-
-
-def _standard_phrase(status: int) -> str:
-    """``Bad Request`` for 400: the reason phrase clients and logs expect on a status line."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _refusal_bytes(
-    conn: h11.Connection, status: int, headers: list[tuple[str, str]], body: bytes, http_reason: str
-) -> bytes:
-    """Serialise a response with h11 (falling back to a minimal one if h11 cannot send now)."""
-    phrase = http_reason or _standard_phrase(status)
-    try:
-        data = (
-            conn.send(
-                h11.Response(
-                    status_code=status,
-                    headers=_encode_headers(headers),
-                    reason=phrase.encode("latin-1", "replace"),
-                )
-            )
-            or b""
-        )
-        if conn.our_state is h11.SEND_BODY:
-            data += conn.send(h11.Data(data=body)) or b""
-            data += conn.send(h11.EndOfMessage()) or b""
-        return data
-    except h11.LocalProtocolError:
-        # The request never completed (431, malformed): h11 will not answer it, so write the
-        # status line ourselves; the headers are ours and already valid.
-        lines = [f"HTTP/1.1 {status} {phrase}"] + [f"{n}: {v}" for n, v in headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    def refuse(self, refusal: Refusal) -> bytes:
+        """The complete response that answers the request with ``refusal`` and ends the
+        connection (``Refusal.response`` on this handshake's h11 connection)."""
+        return refusal.response(self.conn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,24 +271,13 @@ class UpstreamAccepted:
         return header_value(self.headers, "sec-websocket-extensions")
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamRefused:
-    """Any answer but 101: relayed to the client as-is. ``body`` is cut at the body limit
-    (``complete`` tells whether it is whole)."""
-
-    status: int
-    reason: str
-    headers: Headers
-    body: bytes
-    complete: bool
-
-
 class UpstreamHandshake:
     """The proxy's client side toward the upstream.
 
     ``request_for(client_request, ...)`` builds the upstream request with a fresh key;
     ``feed(data)`` reads the answer and returns ``UpstreamAccepted`` for a valid 101,
-    ``UpstreamRefused`` (with its body up to ``body_limit``) for anything else, or ``None``
+    a ``Refusal(by="upstream")`` (its status, phrase, headers and body up to ``body_limit``)
+    for anything else, or ``None``
     while incomplete. A 101 that is not a valid WebSocket answer (no ``Upgrade: websocket``,
     no ``Connection: Upgrade``, wrong ``Sec-WebSocket-Accept``) or a malformed response raises
     ``HandshakeError(502)``.
@@ -438,7 +352,7 @@ class UpstreamHandshake:
             or b""
         )
 
-    def feed(self, data: bytes) -> UpstreamAccepted | UpstreamRefused | None:
+    def feed(self, data: bytes) -> UpstreamAccepted | Refusal | None:
         """Take bytes from the upstream (``b""`` at EOF); the outcome once known."""
         self.conn.receive_data(data)
         while True:
@@ -492,15 +406,19 @@ class UpstreamHandshake:
         trailing = bytes(self.conn.trailing_data[0])
         return UpstreamAccepted(event.reason.decode("latin-1"), headers, trailing)
 
-    def _refused(self, *, complete: bool) -> UpstreamRefused:
+    def _refused(self, *, complete: bool) -> Refusal:
+        """The upstream's answer, to relay as-is: its status line, headers and body."""
         r = self._response
         assert r is not None
-        return UpstreamRefused(
+        phrase = r.reason.decode("latin-1")
+        return Refusal(
             r.status_code,
-            r.reason.decode("latin-1"),
+            f"upstream answered {r.status_code} {phrase}".rstrip(),
             _decode_headers(r.headers.raw_items()),
             b"".join(self._body),
-            complete,
+            by="upstream",
+            phrase=phrase,
+            complete=complete,
         )
 
 
