@@ -1,5 +1,6 @@
-"""The I/O boundary is a promise: ``wire`` is sans-IO and imports nothing of ours outside it;
-only ``tui`` imports Textual. Checked in a fresh interpreter so other tests can't mask it."""
+"""The I/O boundary is a promise: ``wire`` is sans-IO and imports nothing of ours outside it (but
+the speed-ups shim); ``recording`` stands below the relay and the outputs; only ``tui`` imports
+Textual. Checked in a fresh interpreter so other tests can't mask it."""
 
 from __future__ import annotations
 
@@ -30,9 +31,34 @@ WIRE_MODULES = [
 def test_wire_imports_no_io_and_nothing_of_ours_outside_wire(module: str) -> None:
     loaded = _modules_after_import(module)
     assert not {"trio", "textual", "asyncio"} & loaded
-    # (the optional C speed-ups are byte loops that import nothing: allowed)
-    ours = {m for m in loaded if m.startswith("wsinspect.")} - {"wsinspect._speedups"}
+    # (the speed-ups shim and the optional C module are byte loops that import nothing: allowed)
+    ours = {m for m in loaded if m.startswith("wsinspect.")} - SPEEDUPS
     assert all(m.startswith("wsinspect.wire") for m in ours), sorted(ours)
+
+
+SPEEDUPS = {"wsinspect.speedups", "wsinspect._speedups"}
+
+
+def test_the_speedups_shim_imports_nothing_of_ours() -> None:
+    loaded = _modules_after_import("wsinspect.speedups")
+    assert {m for m in loaded if m.startswith("wsinspect.")} <= SPEEDUPS
+
+
+RECORDING_MODULES = [
+    "wsinspect.recording.format",
+    "wsinspect.recording.encoder",
+    "wsinspect.recording.writer",
+    "wsinspect.recording.reader",
+]
+
+
+@pytest.mark.parametrize("module", RECORDING_MODULES)
+def test_recording_depends_on_events_and_wire_only(module: str) -> None:
+    loaded = _modules_after_import(module)
+    assert "textual" not in loaded
+    # (the writer raises ``config.ConfigError``, and ``config`` parses ``--fault`` specs)
+    above = ("wsinspect.relay", "wsinspect.sinks", "wsinspect.tui", "wsinspect.commands")
+    assert not {m for m in loaded if m.startswith(above)}, sorted(loaded)
 
 
 @pytest.mark.parametrize("module", ["wsinspect.events", "wsinspect.render", "wsinspect.cli"])

@@ -36,8 +36,8 @@ async def run_demo(
     ``settings``' listen address with the echo server as its upstream; ``on_ready(demo,
     relay)`` is called once both listen, and ``task_status.started(relay)``. Runs until
     cancelled; the recording (``settings.record``) is closed on the way out."""
+    from wsinspect.recording.writer import open_recorder
     from wsinspect.relay.server import serve
-    from wsinspect.sinks.recorder import open_recorder
 
     async with trio.open_nursery() as nursery:
         demo: DemoServer = await nursery.start(serve_demo, page_host, page_port)
