@@ -50,6 +50,25 @@ def test_the_shim_and_its_users_use_the_c_functions() -> None:
     assert frames.mask is c.unmask  # bound once, at import
 
 
+@needs_c
+def test_each_c_module_object_has_its_own_working_state() -> None:
+    # Multi-phase initialisation (PEP 489): a second module object from the same spec gets its
+    # own buffers and tables and gives the same results.
+    import importlib.util
+
+    c = c_module()
+    spec = importlib.util.find_spec("wsinspect._speedups")
+    assert spec is not None and spec.loader is not None
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    assert other is not c
+    data = encode_frame(2, bytes(range(256)) * 300) + encode_frame(1, "é".encode() * 5000)
+    args = (0, False, 1 << 20, 1, "s2c", 1.5, 0, 0)
+    assert other.scan_lines(data, *args) == c.scan_lines(data, *args)
+    assert other.b64encode(data) == c.b64encode(data) == speedups.b64encode_py(data)
+    del other
+
+
 def test_without_the_c_module_the_shim_falls_back_to_python() -> None:
     code = (
         "import sys; sys.modules['wsinspect._speedups'] = None\n"
