@@ -166,11 +166,43 @@ def broad_events() -> list[Event]:
     ]
 
 
-def test_the_fast_lines_know_every_field_of_the_event_types() -> None:
+def test_fast_lines_know_every_field_of_the_event_types() -> None:
     # If this fails, an event type gained (or lost) a field: teach ``frame_line`` and
     # ``message_line`` about it (and ``FAST_LINE_FIELDS``), or their lines would miss it.
     for cls, names in FAST_LINE_FIELDS.items():
         assert tuple(f.name for f in fields(cls)) == names, cls.__name__
+
+
+def test_fast_lines_are_the_same_text_as_the_general_path(helpers: str) -> None:
+    # The recorder builds frame and message lines directly for speed; they must be exactly
+    # what encoding ``to_dict()`` gives, for every kind of frame and message in the samples.
+    checked = 0
+    for event in every_kind():
+        if isinstance(event, FrameSeen):
+            line = frame_line(event)
+            if line is None:
+                continue
+        elif isinstance(event, MessageSeen):
+            line = message_line(event)
+        else:
+            continue
+        assert line == dumps(to_dict(event))
+        checked += 1
+    assert checked >= 15
+
+
+def test_big_payload_fast_lines_are_the_same_text_as_the_general_path(helpers: str) -> None:
+    checked = 0
+    for event in big_messages():
+        if isinstance(event, FrameSeen):
+            line = frame_line(event)
+        elif isinstance(event, MessageSeen):
+            line = message_line(event)
+        if line is None:
+            continue  # the frame with a violation takes the general path
+        assert line_text(line) == dumps(to_dict(event))
+        checked += not isinstance(line, str)
+    assert checked >= 5  # frames and messages written as pieces
 
 
 def test_every_event_is_encoded_as_its_dict_form(helpers: str) -> None:
