@@ -64,3 +64,17 @@ def test_recording_depends_on_events_and_wire_only(module: str) -> None:
 @pytest.mark.parametrize("module", ["wsinspect.events", "wsinspect.render", "wsinspect.cli"])
 def test_core_modules_do_not_pull_in_textual(module: str) -> None:
     assert "textual" not in _modules_after_import(module)
+
+
+def test_only_the_shim_imports_the_c_module() -> None:
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "wsinspect"
+    direct = re.compile(r"^\s*(from wsinspect import .*\b_speedups|from wsinspect\._speedups |import wsinspect\._speedups)", re.M)
+    offenders = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "speedups.py" and direct.search(path.read_text("utf-8"))
+    ]
+    assert offenders == [], "import wsinspect.speedups instead"
