@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from wsinspect.events import FrameSeen, MessageSeen
-from wsinspect.sinks.recorder import Recorder
+from wsinspect.recording.writer import Recorder
 from wsinspect.wire.frames import Frame, encode_frame
 from wsinspect.wire.inspector import Inspector
 

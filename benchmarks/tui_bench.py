@@ -29,7 +29,8 @@ import time
 from textual import events
 
 from wsinspect.events import ConnectionOpened, FrameSeen
-from wsinspect.sinks.reader import read_recording
+from wsinspect.recording.format import to_dict
+from wsinspect.recording.reader import read_recording
 from wsinspect.tui.app import InspectorApp
 from wsinspect.tui.store import EventStore
 from wsinspect.wire.frames import encode_frame
@@ -147,11 +148,11 @@ def write_recording(path: str, n: int) -> int:
     dumps = json.dumps
     with open(path, "w", encoding="utf-8") as f:
         f.write(dumps({"type": "header", "format": "wsinspect-recording", "version": 1}) + "\n")
-        f.write(dumps(ConnectionOpened(1, T0, "127.0.0.1:5000", "/feed", "ws://127.0.0.1:9000").to_dict()) + "\n")
+        f.write(dumps(to_dict(ConnectionOpened(1, T0, "127.0.0.1:5000", "/feed", "ws://127.0.0.1:9000"))) + "\n")
         for i in range(n):
             template = frames[i % 1000]
             event = FrameSeen(1, i + 1, "c2s", T0 + i * 0.0002, template.frame)
-            f.write(dumps(event.to_dict(), separators=(",", ":")) + "\n")
+            f.write(dumps(to_dict(event), separators=(",", ":")) + "\n")
         return f.tell()
 
 

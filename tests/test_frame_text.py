@@ -14,10 +14,14 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode as WsOpcode
 
-from wsinspect.events import FrameSeen, MessageSeen, event_from_dict
+from wsinspect.events import FrameSeen, MessageSeen
+from wsinspect.recording.encoder import frame_line as _frame_line
+from wsinspect.recording.encoder import message_line as _message_line
+from wsinspect.recording.format import dumps as _dumps
+from wsinspect.recording.format import event_from_dict, to_dict
+from wsinspect.recording.reader import read_events
+from wsinspect.recording.writer import Recorder
 from wsinspect.render import render_event, render_frame
-from wsinspect.sinks.reader import read_events
-from wsinspect.sinks.recorder import Recorder, _dumps, _frame_line, _message_line
 from wsinspect.tui.rows import frame_cells
 from wsinspect.wire.frames import Frame, encode_frame
 from wsinspect.wire.inspector import Inspector
@@ -45,7 +49,7 @@ def compressed(fragments: list[bytes], opcode: WsOpcode = WsOpcode.TEXT) -> byte
 
 
 def encodings(frames: list[Frame], direction: str = "c2s") -> list[str]:
-    return [FrameSeen(1, i, direction, 1.0, f).to_dict()["encoding"] for i, f in enumerate(frames)]
+    return [to_dict(FrameSeen(1, i, direction, 1.0, f))["encoding"] for i, f in enumerate(frames)]
 
 
 def tail(frame: Frame, direction: str = "c2s") -> str:
@@ -56,7 +60,7 @@ def tail(frame: Frame, direction: str = "c2s") -> str:
 def test_fragments_of_a_binary_message_are_recorded_as_base64() -> None:
     frames = inspect(c(2, b"hi", fin=False) + c(0, b"there", fin=False) + c(0, b"\x00"))
     assert encodings(frames) == ["base64", "base64", "base64"]
-    assert FrameSeen(1, 1, "c2s", 1.0, frames[2]).to_dict()["payload"] == "AA=="
+    assert to_dict(FrameSeen(1, 1, "c2s", 1.0, frames[2]))["payload"] == "AA=="
 
 
 def test_last_fragment_of_a_binary_message_renders_as_hex() -> None:
@@ -66,7 +70,7 @@ def test_last_fragment_of_a_binary_message_renders_as_hex() -> None:
 
 def test_fragments_of_a_text_message_are_recorded_as_text() -> None:
     frames = inspect(c(1, b"Hel", fin=False) + c(9, b"!") + c(0, b"lo", fin=False) + c(0, b"!"))
-    dicts = [FrameSeen(1, i, "c2s", 1.0, f).to_dict() for i, f in enumerate(frames)]
+    dicts = [to_dict(FrameSeen(1, i, "c2s", 1.0, f)) for i, f in enumerate(frames)]
     assert [(d["payload"], d["encoding"]) for d in dicts] == [
         ("Hel", "text"), ("IQ==", "base64"), ("lo", "text"), ("!", "text"),  # ping: base64
     ]  # fmt: skip
@@ -82,11 +86,11 @@ def test_text_fragment_that_splits_a_character_falls_back_to_base64() -> None:
 
 def test_compressed_frame_is_base64_and_its_message_is_the_inflated_text() -> None:
     frames = inspect(compressed([b"a"]), direction="s2c", extensions="permessage-deflate")
-    frame = FrameSeen(1, 1, "s2c", 1.0, frames[0]).to_dict()
+    frame = to_dict(FrameSeen(1, 1, "s2c", 1.0, frames[0]))
     assert (frame["encoding"], frame["rsv1"]) == ("base64", True)
     m = frames[0].message
     assert m is not None
-    message = MessageSeen(1, "s2c", 1.0, m, 1).to_dict()
+    message = to_dict(MessageSeen(1, "s2c", 1.0, m, 1))
     assert (message["payload"], message["encoding"]) == ("a", "text")
 
 
@@ -130,35 +134,35 @@ def test_ping_payload_is_shown_as_text_but_recorded_base64() -> None:
 
 def test_close_frame_payload_is_base64_with_its_code_and_reason_beside_it() -> None:
     frames = inspect(c(8, (1000).to_bytes(2, "big") + b"bye"))
-    d = FrameSeen(1, 1, "c2s", 1.0, frames[0]).to_dict()
+    d = to_dict(FrameSeen(1, 1, "c2s", 1.0, frames[0]))
     assert (d["encoding"], d["close_code"], d["close_reason"]) == ("base64", 1000, "bye")
 
 
 def test_frame_built_outside_the_inspector_is_shown_as_bytes() -> None:
     frame = Frame(True, False, False, False, 1, False, None, 2, b"\x81\x02", b"hi")
-    assert FrameSeen(1, 1, "s2c", 1.0, frame).to_dict()["encoding"] == "base64"
+    assert to_dict(FrameSeen(1, 1, "s2c", 1.0, frame))["encoding"] == "base64"
     assert tail(frame, "s2c") == "← text FIN len=2 0x6869"
 
 
 def test_reading_back_rebuilds_the_text_flag_from_the_recorded_encoding() -> None:
     wire = c(1, b"hi", fin=False) + c(0, b"!") + c(2, b"x", fin=False) + c(0, b"\x00")
     for frame in inspect(wire):
-        d = FrameSeen(1, 1, "c2s", 1.0, frame).to_dict()
+        d = to_dict(FrameSeen(1, 1, "c2s", 1.0, frame))
         back = event_from_dict(json.loads(json.dumps(d)))
         assert isinstance(back, FrameSeen)
         assert back.frame.text == frame.text
-        assert back.to_dict() == d
+        assert to_dict(back) == d
 
 
 def test_old_recording_of_a_compressed_frame_as_text_reads_back_as_bytes() -> None:
     # Before Frame.text, compressed frames that happened to decode were recorded as text.
     frames = inspect(compressed([b"a"]), direction="s2c", extensions="permessage-deflate")
-    d = FrameSeen(1, 1, "s2c", 1.0, frames[0]).to_dict()
+    d = to_dict(FrameSeen(1, 1, "s2c", 1.0, frames[0]))
     d["payload"], d["encoding"] = frames[0].payload.decode(), "text"
     back = event_from_dict(d)
     assert isinstance(back, FrameSeen)
     assert not back.frame.text
-    assert back.to_dict()["encoding"] == "base64"
+    assert to_dict(back)["encoding"] == "base64"
 
 
 def test_recording_fast_lines_agree_with_the_dict_form_for_every_case(tmp_path: Path) -> None:
@@ -179,10 +183,10 @@ def test_recording_fast_lines_agree_with_the_dict_form_for_every_case(tmp_path: 
             events.append(MessageSeen(1, direction, 1.0, f.message, f.message_no))
     for event in events:
         line = _frame_line(event) if isinstance(event, FrameSeen) else _message_line(event)
-        assert line == _dumps(event.to_dict())
+        assert line == _dumps(to_dict(event))
     path = tmp_path / "rec.jsonl"
     rec = Recorder.create(str(path))
     for event in events:
         rec.publish(event)
     rec.close()
-    assert [e.to_dict() for e in read_events(str(path))] == [e.to_dict() for e in events]
+    assert [to_dict(e) for e in read_events(str(path))] == [to_dict(e) for e in events]

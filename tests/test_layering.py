@@ -1,6 +1,8 @@
 """Dependencies point one way, and the I/O boundary is a promise: ``wire`` is sans-IO and
-imports nothing of ours; ``relay`` never imports ``faults`` (faults attach to a relay from
-``wsinspect.compose``); no two packages import each other; only ``tui`` imports Textual.
+imports nothing of ours (but the speed-ups shim); ``recording`` stands below the relay and the
+outputs; ``relay`` never imports ``faults`` (faults attach to a relay from
+``wsinspect.compose``); no two packages import each other; only ``tui`` imports Textual; only
+``wsinspect.speedups`` imports the C module.
 
 Two kinds of check: a static scan of every ``import`` in the source (function-level ones
 included), and fresh interpreters that import a module and list what got loaded, so other
@@ -90,6 +92,8 @@ def test_the_scan_sees_the_imports_it_checks() -> None:
                for i in IMPORTS)  # fmt: skip
     assert any(i.source == "wsinspect.compose" and i.target.startswith("wsinspect.faults")
                for i in IMPORTS)  # fmt: skip
+    assert any(i.source == "wsinspect.speedups" and i.target == "wsinspect._speedups"
+               for i in IMPORTS)  # fmt: skip
     assert any(i.type_only for i in IMPORTS)
 
 
@@ -169,7 +173,29 @@ def test_a_running_relay_does_not_load_faults() -> None:
     assert not {m for m in loaded if m.startswith("wsinspect.faults")}
 
 
+def test_the_speedups_shim_imports_nothing_of_ours() -> None:
+    loaded = _modules_after_import("wsinspect.speedups")
+    assert {m for m in loaded if m.startswith("wsinspect.")} <= SPEEDUPS
+
+
+RECORDING_MODULES = sorted(_module_name(p) for p in (PACKAGE / "recording").glob("*.py"))
+
+
+@pytest.mark.parametrize("module", RECORDING_MODULES)
+def test_recording_loads_nothing_above_it(module: str) -> None:
+    loaded = _modules_after_import(module)
+    above = ("wsinspect.relay", "wsinspect.sinks", "wsinspect.tui", "wsinspect.commands",
+             "wsinspect.faults", "textual")  # fmt: skip
+    assert not {m for m in loaded if m.startswith(above)}, sorted(loaded)
+
+
 @pytest.mark.parametrize("module", ["wsinspect.events", "wsinspect.render", "wsinspect.cli",
                                     "wsinspect.compose"])  # fmt: skip
 def test_core_modules_do_not_pull_in_textual(module: str) -> None:
     assert "textual" not in _modules_after_import(module)
+
+
+def test_only_the_shim_imports_the_c_module() -> None:
+    stray = [i.where for i in IMPORTS
+             if i.target == "wsinspect._speedups" and i.source != "wsinspect.speedups"]  # fmt: skip
+    assert not stray, f"import wsinspect.speedups instead: {stray}"

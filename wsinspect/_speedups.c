@@ -16,12 +16,16 @@
        bits, the right mask bit for its direction (§5.1), a minimal length (§5.2), at most
        ``limit`` bytes, and for text valid UTF-8 (§8.1). From ``pos`` on, each such frame becomes
        its "frame" and "message" recording lines (format v1, byte for byte what
-       ``json.dumps(event.to_dict())`` writes for it); the scan stops at the first frame that is
+       ``dumps(to_dict(event))`` writes for it); the scan stops at the first frame that is
        anything else or not complete in ``data``, and returns where it stopped, the last
        sequence and message numbers used and the lines (None when there were none). Whatever
        follows goes through the Python inspector, which reports violations, fragments, control
        frames and everything else. Nothing here raises on bad input: a frame it does not like
-       simply ends the scan. */
+       simply ends the scan.
+
+   Reached only through the shim wsinspect/speedups.py, which has a pure-Python version of each.
+   No static mutable state: the buffers kept between calls live in the module object (PEP 489
+   multi-phase initialisation, PyModule_GetState), so each interpreter has its own. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,7 +39,17 @@ typedef struct {
     Py_ssize_t len, cap;
 } Buf;
 
-static Buf out_buf, scratch_buf;
+/* The module's state (PEP 489 multi-phase init, one per module object, so per interpreter):
+   the output buffers kept between calls and the base64 pair table. */
+typedef struct {
+    Buf out, scratch;
+    char b64_pairs[4096][2]; /* two base64 characters for every 12-bit value */
+} State;
+
+static inline State *get_state(PyObject *module) {
+    return (State *)PyModule_GetState(module);
+}
+
 #define KEEP_MAX (4 << 20) /* a buffer that grew past this is given back after the call */
 
 static int buf_reserve(Buf *b, Py_ssize_t need) {
@@ -167,23 +181,22 @@ static char *put_text(char *o, const uint8_t *s, Py_ssize_t n) {
 }
 
 /* Two base64 characters for every 12-bit value: half the lookups of one table of 64. */
-static char B64_PAIRS[4096][2];
-
-static void init_b64_pairs(void) {
+static void init_b64_pairs(char (*pairs)[2]) {
     for (int v = 0; v < 4096; v++) {
-        B64_PAIRS[v][0] = B64[v >> 6];
-        B64_PAIRS[v][1] = B64[v & 63];
+        pairs[v][0] = B64[v >> 6];
+        pairs[v][1] = B64[v & 63];
     }
 }
 
-/* A JSON string of the payload's standard base64 (RFC 4648 §4, padded), as binascii writes it. */
-static char *put_base64(char *o, const uint8_t *s, Py_ssize_t n) {
+/* A JSON string of the payload's standard base64 (RFC 4648 §4, padded), as binascii writes it;
+   ``pairs`` is the module state's table. */
+static char *put_base64(char *o, const uint8_t *s, Py_ssize_t n, const char (*pairs)[2]) {
     *o++ = '"';
     Py_ssize_t i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        memcpy(o, B64_PAIRS[v >> 12], 2);
-        memcpy(o + 2, B64_PAIRS[v & 4095], 2);
+        memcpy(o, pairs[v >> 12], 2);
+        memcpy(o + 2, pairs[v & 4095], 2);
         o += 4;
     }
     if (n - i == 1) {
@@ -263,7 +276,7 @@ static PyObject *unmask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *b64encode(PyObject *self, PyObject *arg) {
-    (void)self;
+    State *state = get_state(self);
     Py_buffer data;
     if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
     if (data.len > (PY_SSIZE_T_MAX - 2) / 4 * 3) {
@@ -275,7 +288,7 @@ static PyObject *b64encode(PyObject *self, PyObject *arg) {
     PyObject *result = PyBytes_FromStringAndSize(NULL, n + 2);
     if (result != NULL) {
         char *o = PyBytes_AS_STRING(result);
-        put_base64(o, data.buf, data.len);
+        put_base64(o, data.buf, data.len, (const char (*)[2])state->b64_pairs);
         memmove(o, o + 1, (size_t)n);
         if (_PyBytes_Resize(&result, n) < 0) result = NULL;
     }
@@ -287,7 +300,7 @@ static PyObject *b64encode(PyObject *self, PyObject *arg) {
 #define LINES_FIXED 640
 
 static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
+    State *state = get_state(self);
     if (nargs != 9) {
         PyErr_SetString(PyExc_TypeError,
                         "scan_lines(data, pos, client, limit, conn, direction, ts, seq, "
@@ -319,7 +332,8 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (ts_text == NULL) return NULL;
     Py_ssize_t ts_len = (Py_ssize_t)strlen(ts_text);
 
-    Buf *out = &out_buf;
+    Buf *out = &state->out;
+    Buf *scratch = &state->scratch;
     out->len = 0;
     int failed = 0;
     while (end - pos >= 2) {
@@ -347,9 +361,9 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         Py_ssize_t n = (Py_ssize_t)length;
         const uint8_t *payload = h + hlen;
         if (client && n) {
-            if (buf_reserve(&scratch_buf, n) < 0) { failed = 1; break; }
-            xor_mask(payload, (uint8_t *)scratch_buf.p, n, h + hlen - 4, 0);
-            payload = (const uint8_t *)scratch_buf.p;
+            if (buf_reserve(scratch, n) < 0) { failed = 1; break; }
+            xor_mask(payload, (uint8_t *)scratch->p, n, h + hlen - 4, 0);
+            payload = (const uint8_t *)scratch->p;
         }
         int text = b0 == 0x81;
         if (text && !utf8_valid(payload, n)) break;
@@ -383,7 +397,8 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         o = put_hex(o, h, hlen);
         o = PUT(o, "\",\"payload\":");
         char *value = o;
-        o = text ? put_text(o, payload, n) : put_base64(o, payload, n);
+        o = text ? put_text(o, payload, n)
+                 : put_base64(o, payload, n, (const char (*)[2])state->b64_pairs);
         Py_ssize_t value_len = o - value;
         o = text ? PUT(o, ",\"encoding\":\"text\"") : PUT(o, ",\"encoding\":\"base64\"");
         o = PUT(o, ",\"truncated\":false,\"message\":");
@@ -418,7 +433,7 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         }
     }
     buf_trim(out);
-    buf_trim(&scratch_buf);
+    buf_trim(scratch);
     if (lines == NULL) return NULL;
     return Py_BuildValue("(nLLN)", pos, seq, message_no, lines);
 }
@@ -436,15 +451,45 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* --- module state and initialisation (PEP 489 multi-phase) ---------------------------- */
+
+static int module_exec(PyObject *module) {
+    State *state = get_state(module); /* zeroed by the interpreter: empty buffers */
+    init_b64_pairs(state->b64_pairs);
+    return 0;
+}
+
+static void module_free(void *module) {
+    State *state = get_state((PyObject *)module);
+    if (state == NULL) return; /* the state was never allocated */
+    PyMem_Free(state->out.p);
+    PyMem_Free(state->scratch.p);
+    state->out = state->scratch = (Buf){NULL, 0, 0};
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* All state is in the module object: each interpreter has its own. */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    /* The buffers kept between calls rely on the GIL to serialise the calls. */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "wsinspect._speedups",
     .m_doc = "Optional C speed-ups: unmasking and recording lines for common frames.",
-    .m_size = -1,
+    .m_size = sizeof(State),
     .m_methods = methods,
+    .m_slots = slots,
+    .m_free = module_free,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    init_b64_pairs();
-    return PyModule_Create(&module);
+    return PyModuleDef_Init(&module);
 }

@@ -35,7 +35,8 @@ from wsinspect.events import (
     HttpExchange,
     MessageSeen,
 )
-from wsinspect.sinks.reader import read_events
+from wsinspect.recording.format import to_dict
+from wsinspect.recording.reader import read_events
 
 # Text a user would send: ASCII, JSON, non-ASCII (2-, 3- and 4-byte UTF-8), and one large
 # message (about 200 KiB) that Chrome compresses and the upstream compresses back.
@@ -230,7 +231,7 @@ def test_clean_browser_traffic_has_no_violations(recorded_session: dict[str, Any
 
 def test_the_json_log_and_the_recording_agree(recorded_session: dict[str, Any]) -> None:
     log = [d for d in recorded_session["log"] if d["type"] == "message"]
-    recorded = [e.to_dict() for e in recorded_session["events"] if isinstance(e, MessageSeen)]
+    recorded = [to_dict(e) for e in recorded_session["events"] if isinstance(e, MessageSeen)]
     assert [(d["dir"], d["payload"]) for d in log] == [(d["dir"], d["payload"]) for d in recorded]
 
 

@@ -12,9 +12,9 @@ from recording_samples import every_kind
 
 from wsinspect.commands import cat, stats
 from wsinspect.events import Event
+from wsinspect.recording.reader import read_events
+from wsinspect.recording.writer import Recorder
 from wsinspect.render import render_event
-from wsinspect.sinks.reader import read_events
-from wsinspect.sinks.recorder import Recorder
 
 
 def run(module: ModuleType, argv: list[str]) -> int:

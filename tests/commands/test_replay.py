@@ -17,8 +17,8 @@ from websockets.sync.server import ServerConnection, serve
 from wsinspect.commands import replay as replay_cmd
 from wsinspect.events import ConnectionOpened, Event, FrameSeen, MessageSeen
 from wsinspect.hub import Hub
-from wsinspect.sinks.reader import read_events
-from wsinspect.sinks.recorder import Recorder
+from wsinspect.recording.reader import read_events
+from wsinspect.recording.writer import Recorder
 from wsinspect.wire.frames import encode_frame
 from wsinspect.wire.inspector import Inspector
 

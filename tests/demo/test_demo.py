@@ -201,7 +201,7 @@ async def test_demo_refuses_an_unwritable_recording_before_listening() -> None:
 
 async def test_demo_ends_its_recording_cleanly_on_sigterm(tmp_path: Any) -> None:
     from wsinspect.events import ConnectionOpened
-    from wsinspect.sinks.reader import read_events
+    from wsinspect.recording.reader import read_events
 
     rec = tmp_path / "demo.jsonl"
     cmd = [sys.executable, "-m", "wsinspect", "demo", "--no-tui", "-q", "--port", "0",

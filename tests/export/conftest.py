@@ -1,8 +1,8 @@
-"""Export tests share the recording samples of ``tests/sinks``."""
+"""Export tests share the recording samples of ``tests/recording``."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recording"))

@@ -11,8 +11,8 @@ from recording_samples import T0, every_kind
 
 from wsinspect.commands import export
 from wsinspect.events import ConnectionOpened, Event, FrameSeen, MessageSeen
-from wsinspect.sinks.reader import read_events, read_recording
-from wsinspect.sinks.recorder import Recorder
+from wsinspect.recording.reader import read_events, read_recording
+from wsinspect.recording.writer import Recorder
 
 # What Chrome DevTools saves for a page with one WebSocket (trimmed, same shape and names).
 CHROME_HAR = {

@@ -13,8 +13,8 @@ from recording_samples import every_kind
 
 from wsinspect.commands import export
 from wsinspect.events import Event, FrameSeen
-from wsinspect.sinks.reader import read_events
-from wsinspect.sinks.recorder import Recorder
+from wsinspect.recording.reader import read_events
+from wsinspect.recording.writer import Recorder
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(

@@ -8,6 +8,7 @@ from fault_helpers import RawClient, StartProxy, echo, start_ws_server
 from websockets.trio.client import connect
 
 from wsinspect.events import ConnectionClosed, FaultInjected, FrameSeen
+from wsinspect.recording.format import to_dict
 
 pytestmark = pytest.mark.trio
 
@@ -25,9 +26,9 @@ async def test_drop_loses_matching_messages_and_marks_them_not_delivered(
         fault = await proxy.sink.wait_for(FaultInjected)
     lost = [e for e in proxy.sink.of(FrameSeen) if e.frame.payload == b"ping 1"]
     assert [e.delivered for e in lost] == [False]
-    assert lost[0].to_dict()["delivered"] is False
+    assert to_dict(lost[0])["delivered"] is False
     assert (fault.fault, fault.direction) == ("drop", "c2s")
-    assert fault.to_dict()["type"] == "fault"
+    assert to_dict(fault)["type"] == "fault"
 
 
 async def test_match_sees_the_text_of_compressed_messages(

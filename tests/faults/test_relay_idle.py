@@ -11,6 +11,7 @@ from websockets.trio.client import connect
 from websockets.trio.server import ServerConnection
 
 from wsinspect.events import ConnectionClosed, FaultInjected, FrameSeen
+from wsinspect.recording.format import to_dict
 from wsinspect.render import render_event
 
 pytestmark = pytest.mark.trio
@@ -104,7 +105,7 @@ async def test_blackhole_keeps_both_open_and_silent(nursery: trio.Nursery, start
             ending = await client.ending()
     assert silent.cancelled_caught, f"the connection ended ({ending})"
     assert client.frames == []  # nothing came back
-    assert not lost.delivered and lost.to_dict()["delivered"] is False
+    assert not lost.delivered and to_dict(lost)["delivered"] is False
     assert fault.action.endswith("forwarding stopped, both connections kept open")
     assert not proxy.sink.of(ConnectionClosed)
 

@@ -9,6 +9,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.trio.client import connect
 
 from wsinspect.events import ConnectionOpened, FaultInjected, HandshakeRejected
+from wsinspect.recording.format import to_dict
 
 pytestmark = pytest.mark.trio
 
@@ -27,7 +28,7 @@ async def test_refused_origin_gets_403_and_the_upstream_sees_no_connection(
         await trio.sleep(0.1)  # give a wrongly opened upstream connection time to be accepted
     assert counting_upstream.accepted == 0
     assert (rejected.status, rejected.origin, rejected.rule) == (403, "https://evil.example", "allow-origin")
-    assert rejected.to_dict()["type"] == "rejected"
+    assert to_dict(rejected)["type"] == "rejected"
 
 
 async def test_allowed_wildcard_origin_reaches_the_upstream(

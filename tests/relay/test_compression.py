@@ -15,6 +15,7 @@ from websockets.trio.client import connect
 from websockets.trio.server import ServerConnection
 
 from wsinspect.events import ConnectionClosed, ConnectionOpened, FrameSeen, MessageSeen
+from wsinspect.recording.format import to_dict
 from wsinspect.wire.frames import FrameParser, encode_frame
 
 pytestmark = pytest.mark.trio
@@ -60,7 +61,7 @@ async def test_recorded_message_lines_hold_the_plain_text(
             await ws.send("héllo, compressed wörld " * 10)
             await ws.recv()
         await proxy.sink.wait_for(ConnectionClosed)
-        lines = [m.to_dict() for m in proxy.sink.of(MessageSeen)]
+        lines = [to_dict(m) for m in proxy.sink.of(MessageSeen)]
         assert [(d["payload"], d["encoding"]) for d in lines] == [
             ("héllo, compressed wörld " * 10, "text")
         ] * 2

@@ -1,6 +1,6 @@
-"""The recording tier (``relay.observers.LinesObserver`` and the C module ``wsinspect._speedups``): the lines it
-writes are exactly the lines the Python path writes for the same bytes, however they are
-chunked, and what it does not take goes through the inspector as before."""
+"""The recording tier (``relay.observers.LinesObserver`` and the C ``scan_lines`` behind
+``wsinspect.speedups``): the lines it writes are exactly the lines the Python path writes for
+the same bytes, however they are chunked, and what it does not take goes through the inspector as before."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from websockets.trio.client import connect
 from wsinspect.compose import serve_proxy
 from wsinspect.events import FrameSeen, MessageSeen
 from wsinspect.hub import Hub
+from wsinspect.recording.writer import Recorder
 from wsinspect.relay.observers import LINES_AVAILABLE, LinesObserver, Traffic
 from wsinspect.settings import Settings, Upstream
-from wsinspect.sinks.recorder import Recorder
-from wsinspect.wire.frames import encode_frame, mask, mask_py
+from wsinspect.wire.frames import encode_frame
 from wsinspect.wire.inspector import Inspector
 
 if not LINES_AVAILABLE:
@@ -30,9 +30,10 @@ if not LINES_AVAILABLE:
         raise RuntimeError("wsinspect._speedups was not built (WSINSPECT_REQUIRE_SPEEDUPS is set)")
     pytest.skip("wsinspect._speedups is not built (no C compiler at install)", allow_module_level=True)  # fmt: skip
 
-from wsinspect import _speedups
+from wsinspect.recording.format import dumps as _dumps
+from wsinspect.recording.format import to_dict
+from wsinspect.speedups import unmask_py
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 TS = 1795298313.2083018
 
 
@@ -59,9 +60,9 @@ def event_lines(direction: str, frames: list, seq: int) -> tuple[list[str], int]
     out = []
     for f in frames:
         seq += 1
-        out.append(_dumps(FrameSeen(7, seq, direction, TS, f).to_dict()))
+        out.append(_dumps(to_dict(FrameSeen(7, seq, direction, TS, f))))
         if f.opcode < 8 and f.message is not None:
-            out.append(_dumps(MessageSeen(7, direction, TS, f.message, f.message_no).to_dict()))
+            out.append(_dumps(to_dict(MessageSeen(7, direction, TS, f.message, f.message_no))))
     return out, seq
 
 
@@ -136,7 +137,7 @@ def raw_frame(b0: int, payload: bytes, key: bytes | None, *, long_len: int = 0) 
         head = bytes((b0, mbit | 127)) + n.to_bytes(8, "big")
     else:
         head = bytes((b0, mbit | n))
-    return head + (key + mask_py(payload, key) if key else payload)
+    return head + (key + unmask_py(payload, key) if key else payload)
 
 
 frame_specs = st.tuples(
@@ -203,28 +204,6 @@ def test_nothing_after_a_close_frame_goes_through_c() -> None:
     lines, sink = tier_lines("s2c", [data[:4], data[4:]])
     assert sink.calls == 0
     assert json.loads(lines[-2])["violations"]  # data after close, as the inspector says
-
-
-@given(data=st.binary(max_size=300), key=st.binary(min_size=4, max_size=4), offset=st.integers(0, 7))
-def test_c_unmask_equals_the_python_one(data: bytes, key: bytes, offset: int) -> None:
-    assert _speedups.unmask(data, key, offset) == mask_py(data, key, offset)
-    assert mask is _speedups.unmask  # the parser uses it
-
-
-@given(data=st.binary(max_size=300))
-def test_c_base64_equals_binascii(data: bytes) -> None:
-    import binascii
-
-    assert _speedups.b64encode(data) == binascii.b2a_base64(data, newline=False)
-
-
-def test_scan_refuses_bad_arguments_clearly() -> None:
-    with pytest.raises(TypeError):
-        _speedups.scan_lines(b"", 0)  # type: ignore[call-arg]
-    with pytest.raises(ValueError):
-        _speedups.scan_lines(b"", -1, True, 10, 1, "c2s", 1.0, 0, 0)
-    with pytest.raises(ValueError):
-        _speedups.unmask(b"abc", b"123")
 
 
 @pytest.mark.parametrize(

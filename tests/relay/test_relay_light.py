@@ -21,6 +21,7 @@ from relay_helpers import (
 from websockets.trio.client import connect
 
 from wsinspect.events import ConnectionClosed, FaultInjected
+from wsinspect.recording.format import to_dict
 from wsinspect.relay.control import BlackholeConnection, CloseConnection
 from wsinspect.relay.observers import Tier
 from wsinspect.wire.frames import FrameParser, encode_frame
@@ -33,7 +34,7 @@ TIERS = {"light": {"frames": False, "messages": False}, "full": {}}
 
 def _report(closed: ConnectionClosed) -> dict[str, Any]:
     """What ``ConnectionClosed`` says, without the times."""
-    d = closed.to_dict()
+    d = to_dict(closed)
     for key in ("ts", "duration", "conn"):
         d.pop(key, None)
     return d

@@ -8,7 +8,8 @@ import json
 import pytest
 import trio
 
-from wsinspect.events import FrameSeen, Notice, event_from_dict
+from wsinspect.events import FrameSeen, Notice
+from wsinspect.recording.format import event_from_dict, to_dict
 from wsinspect.render import render_event
 from wsinspect.sinks.console import ConsoleSink
 from wsinspect.wire.frames import encode_frame
@@ -39,7 +40,7 @@ def test_json_lines_are_the_event_dict_form() -> None:
     sink.publish(Notice(1.0, "info", "listening"))
     sink.flush()
     lines = out.getvalue().splitlines()
-    assert [json.loads(line) for line in lines] == [event.to_dict(), Notice(1.0, "info", "listening").to_dict()]
+    assert [json.loads(line) for line in lines] == [to_dict(event), to_dict(Notice(1.0, "info", "listening"))]
     back = event_from_dict(json.loads(lines[0]))
     assert isinstance(back, FrameSeen) and back.frame.payload == b"hello"
 

@@ -11,8 +11,8 @@ from tui_helpers import cursor_line, detail, lines, make_app, settle, status
 from tui_sample import T0, Session
 
 from wsinspect.events import ConnectionOpened, Event
-from wsinspect.sinks.reader import read_recording
-from wsinspect.sinks.recorder import Recorder
+from wsinspect.recording.reader import read_recording
+from wsinspect.recording.writer import Recorder
 from wsinspect.tui.app import InspectorApp
 from wsinspect.tui.store import EventStore
 

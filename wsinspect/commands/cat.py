@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     import re
 
     from wsinspect.events import Event, FaultInjected, FrameSeen, MessageSeen
+    from wsinspect.recording.encoder import json_line
+    from wsinspect.recording.reader import RecordingError, read_recording
     from wsinspect.render import render_event
-    from wsinspect.sinks.reader import RecordingError, read_recording
-    from wsinspect.sinks.recorder import json_line
     from wsinspect.wire.frames import opcode_from_name
 
     try:

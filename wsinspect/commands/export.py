@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wsinspect.progress import Progress
-    from wsinspect.sinks.reader import RecordingError, iter_with_progress, read_recording
+    from wsinspect.recording.reader import RecordingError, iter_with_progress, read_recording
 
     fmt = args.format
     if fmt is None:

@@ -26,8 +26,8 @@ def run_headless(command: str, settings: Settings, starter: Starter, *, listen: 
     setting, 130 on Ctrl-C."""
     import trio
 
+    from wsinspect.recording.writer import cancel_on_sigterm, start_recorder
     from wsinspect.sinks.console import ConsoleSink
-    from wsinspect.sinks.recorder import cancel_on_sigterm, start_recorder
 
     hub = Hub()
     console = None

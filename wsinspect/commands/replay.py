@@ -95,7 +95,7 @@ class ReplayPlan:
         return any(f.frame.rsv1 for f in self.frames)
 
     def headers(self) -> list[tuple[str, str]]:
-        from wsinspect.sinks.recorder import REDACTED
+        from wsinspect.recording.format import REDACTED
 
         keep_ext = self.uses_rsv1  # replaying compressed frames needs the same negotiation
         out = []
@@ -366,9 +366,9 @@ def run(args: argparse.Namespace) -> int:
     import trio
 
     from wsinspect.hub import Hub
+    from wsinspect.recording.reader import RecordingError, read_recording
+    from wsinspect.recording.writer import Recorder
     from wsinspect.settings import ConfigError
-    from wsinspect.sinks.reader import RecordingError, read_recording
-    from wsinspect.sinks.recorder import Recorder
 
     if not args.upstream.startswith(("ws://", "wss://")):
         print(f"wsinspect replay: --upstream {args.upstream!r}: the scheme must be ws:// or wss://",

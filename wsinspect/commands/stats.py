@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from wsinspect.progress import Progress
-    from wsinspect.sinks.reader import RecordingError, iter_with_progress, read_recording
+    from wsinspect.recording.reader import RecordingError, iter_with_progress, read_recording
     from wsinspect.sinks.stats import Stats, format_stats
 
     try:

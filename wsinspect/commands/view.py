@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from wsinspect.events import Notice
-    from wsinspect.sinks.reader import RecordingError, read_recording
+    from wsinspect.recording.reader import RecordingError, read_recording
     from wsinspect.tui.app import InspectorApp
     from wsinspect.tui.store import EventStore
 

@@ -37,7 +37,7 @@ async def run_demo(
     relay)`` is called once both listen, and ``task_status.started(relay)``. Runs until
     cancelled; the recording (``settings.record``) is closed on the way out."""
     from wsinspect.compose import serve_proxy
-    from wsinspect.sinks.recorder import open_recorder
+    from wsinspect.recording.writer import open_recorder
 
     async with trio.open_nursery() as nursery:
         demo: DemoServer = await nursery.start(serve_demo, page_host, page_port)

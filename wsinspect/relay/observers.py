@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from wsinspect import speedups
 from wsinspect.events import FrameSeen, MessageSeen
 from wsinspect.wire.inspector import Inspector
 from wsinspect.wire.walker import FrameWalker
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
     from wsinspect.hub import Hub, LineSink
     from wsinspect.wire.frames import Frame, FrameParser
     from wsinspect.wire.sides import Direction
-
-try:
-    from wsinspect import _speedups
-except ImportError:  # pragma: no cover - built wherever a C compiler was found
-    _speedups = None  # type: ignore[assignment]
 
 __all__ = [
     "LINES_AVAILABLE",
@@ -49,7 +45,7 @@ __all__ = [
     "make_observer",
 ]
 
-LINES_AVAILABLE = _speedups is not None
+LINES_AVAILABLE = speedups.HAVE_C  # the recording tier is worth it in C only
 
 
 class Tier(enum.Enum):
@@ -184,7 +180,7 @@ class FullObserver(Observer):
 
 class LinesObserver(FullObserver):
     """The recording tier: common frames become recording lines in one C pass
-    (``_speedups.scan_lines``: the inspector's fast path and the recorder's line builder for a
+    (``speedups.scan_lines``: the inspector's fast path and the recorder's line builder for a
     run of complete, simple data frames, byte for byte the lines the Python path writes). The
     first frame it does not take (a control frame, a fragment, a violation, a frame not complete
     in the chunk, ...) and everything after it go through the inspector as usual, and the next
@@ -208,7 +204,7 @@ class LinesObserver(FullObserver):
         seq = t.seq
         messages = inspector.messages
         d = self._direction
-        pos, last_seq, last_message, lines = _speedups.scan_lines(
+        pos, last_seq, last_message, lines = speedups.scan_lines(
             data, 0, d == "c2s", self._limit, self._conn, d, ts, seq, messages
         )
         if lines is not None:

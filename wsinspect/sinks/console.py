@@ -18,8 +18,8 @@ from typing import TextIO
 import trio
 
 from wsinspect.events import Event, MessageSeen
+from wsinspect.recording.encoder import json_line
 from wsinspect.render import render_event
-from wsinspect.sinks.recorder import json_line
 
 __all__ = ["ConsoleSink"]
 

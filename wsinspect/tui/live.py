@@ -16,7 +16,7 @@ from wsinspect.tui.bridge import GuestRelay
 from wsinspect.tui.store import EventStore
 
 if TYPE_CHECKING:
-    from wsinspect.sinks.recorder import Recorder
+    from wsinspect.recording.writer import Recorder
 
 __all__ = ["build_live_app", "run_relay"]
 
@@ -53,7 +53,7 @@ def build_live_app(
     recorder created here, so an unwritable ``--record`` path raises ``ConfigError`` before the
     UI starts.
     """
-    from wsinspect.sinks.recorder import start_recorder
+    from wsinspect.recording.writer import start_recorder
 
     hub = Hub()
     store = EventStore(max_frames, live=True)

@@ -115,7 +115,7 @@ class Inspector:
     def at_rest(self) -> bool:
         """Between frames and between messages, nothing compressed and no close seen: then a
         run of complete, unfragmented, valid data frames changes nothing here but the counts,
-        so it may be inspected elsewhere (the C scan of ``wsinspect._speedups``) and
+        so it may be inspected elsewhere (the C scan of ``wsinspect.speedups``) and
         accounted with :meth:`skip`."""
         return self._inflater is None and self._checker.idle and not self._parser.pending
 

@@ -1,4 +1,5 @@
-"""Recorder sink: format v1 lines, redaction, batching, failures; and reading recordings."""
+"""The recorder (``recording.writer``): format v1 lines on disk, redaction, batching, the
+writer thread, backpressure and write failures."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import trio
-from recording_samples import every_kind, session
+from recording_samples import big_messages, every_kind, session
 
 from wsinspect.events import ConnectionOpened, Event, Notice
 from wsinspect.hub import Hub
+from wsinspect.recording.format import REDACTED, to_dict
+from wsinspect.recording.reader import read_events
+from wsinspect.recording.writer import Recorder, open_recorder
 from wsinspect.settings import ConfigError, Settings
-from wsinspect.sinks.reader import RecordingError, read_events, read_recording
-from wsinspect.sinks.recorder import REDACTED, Recorder, open_recorder
 
 pytestmark = pytest.mark.trio
 
@@ -35,7 +37,7 @@ async def test_every_record_type_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "rec.jsonl"
     record(path, events, redact=False)
     back = list(read_events(str(path)))
-    assert [e.to_dict() for e in back] == [e.to_dict() for e in events]
+    assert [to_dict(e) for e in back] == [to_dict(e) for e in events]
     kinds = {e.type for e in back}
     assert kinds == {"open", "frame", "message", "close", "rejected", "http", "fault", "notice"}
 
@@ -89,49 +91,6 @@ async def test_unwritable_path_is_refused_at_start(tmp_path: Path) -> None:
         Recorder.create(str(tmp_path / "missing" / "rec.jsonl"))
     with pytest.raises(ConfigError, match="cannot write"):
         Recorder.create(str(tmp_path))
-
-
-async def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
-    path = tmp_path / "rec.jsonl"
-    record(path, session())
-    whole = len(list(read_events(str(path))))
-    with path.open("a", encoding="utf-8") as f:
-        f.write('{"type":"frame","conn":1,"seq":9,"dir":"c2s","ts":1.0,"fin":tr')
-    warnings: list[str] = []
-    back = list(read_events(str(path), warn=warnings.append))
-    assert len(back) == whole
-    assert len(warnings) == 1 and "incomplete" in warnings[0]
-
-
-async def test_damaged_middle_line_is_skipped_and_reading_goes_on(tmp_path: Path) -> None:
-    path = tmp_path / "rec.jsonl"
-    record(path, session())
-    rows = path.read_text("utf-8").splitlines()
-    rows.insert(3, "{not json")
-    path.write_text("\n".join(rows) + "\n", "utf-8")
-    warnings: list[str] = []
-    back = list(read_events(str(path), warn=warnings.append))
-    assert len(back) == len(rows) - 2
-    assert warnings == [f"{path}:4: unreadable line skipped"]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("", "empty file"),
-        ("\n\n", "empty file"),
-        ("hello world\n", "not a wsinspect recording or HAR"),
-        ('{"a": 1}\n', "not a wsinspect recording or HAR"),
-        ('{"type":"header","format":"wsinspect-recording","version":2}\n', "version 2 is not supported"),
-        ('{"type":"header","format":"other","version":1}\n', "not a wsinspect recording"),
-    ],
-)
-async def test_non_recordings_get_a_one_line_error(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "file"
-    path.write_text(content, "utf-8")
-    with pytest.raises(RecordingError, match=message) as info:
-        read_recording(str(path))
-    assert "\n" not in str(info.value)
 
 
 async def test_run_writes_and_flushes_within_100ms(tmp_path: Path) -> None:
@@ -210,35 +169,6 @@ async def test_open_recorder_does_nothing_without_record(tmp_path: Path) -> None
     assert not hub.wants_frames
 
 
-async def test_fast_lines_are_the_same_text_as_the_general_path(tmp_path: Path) -> None:
-    # The recorder builds frame and message lines directly for speed; they must be exactly
-    # what encoding ``to_dict()`` gives, for every kind of frame and message in the samples.
-    from wsinspect.events import FrameSeen, MessageSeen
-    from wsinspect.sinks.recorder import _dumps, _frame_line, _message_line
-
-    checked = 0
-    for event in every_kind():
-        if isinstance(event, FrameSeen):
-            line = _frame_line(event)
-            if line is None:
-                continue
-        elif isinstance(event, MessageSeen):
-            line = _message_line(event)
-        else:
-            continue
-        assert line == _dumps(event.to_dict())
-        checked += 1
-    assert checked >= 15
-
-
-async def test_fast_lines_know_every_field_of_the_event_types() -> None:
-    # If this fails, an event type gained a field: teach _frame_line/_message_line (and
-    # _KNOWN_FIELDS) about it. Until then the recorder uses the general path, correct but slower.
-    from wsinspect.sinks import recorder
-
-    assert recorder._FAST
-
-
 async def test_message_with_a_note_keeps_it(tmp_path: Path) -> None:
     from wsinspect.events import MessageSeen
     from wsinspect.wire.messages import Message
@@ -249,30 +179,7 @@ async def test_message_with_a_note_keeps_it(tmp_path: Path) -> None:
     record(path, [event])
     assert lines(path)[1]["note"] == "inflate error: invalid block"
     back = next(iter(read_events(str(path))))
-    assert back.to_dict() == event.to_dict()
-
-
-def big_messages() -> list[Event]:
-    """Frame and message events of big payloads: a 1 MiB binary message in two fragments, a
-    single-frame 1 MiB binary message, a big text message with non-ASCII text, and small
-    frames between them."""
-    from recording_samples import frames_for
-
-    from wsinspect.wire.frames import encode_frame
-
-    blob = os.urandom(1 << 20)
-    text = ("héllo \"wörld\"\n" * 5000).encode()
-    wire = b"".join(
-        [
-            encode_frame(2, blob[:300_000], fin=False),
-            encode_frame(1, b"small"),  # a §5.4 violation, recorded all the same
-            encode_frame(0, blob[300_000:]),
-            encode_frame(2, blob),
-            encode_frame(1, text),
-            encode_frame(9, b"p"),
-        ]
-    )
-    return frames_for("s2c", wire, capture_limit=2 << 20)
+    assert to_dict(back) == to_dict(event)
 
 
 async def test_big_payloads_round_trip_through_the_background_task(tmp_path: Path) -> None:
@@ -287,24 +194,7 @@ async def test_big_payloads_round_trip_through_the_background_task(tmp_path: Pat
             while rec.pending:  # noqa: ASYNC110 (bounded by fail_after)
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
-    assert [e.to_dict() for e in read_events(str(path))] == [e.to_dict() for e in events]
-
-
-async def test_big_payload_fast_lines_are_the_same_text_as_the_general_path() -> None:
-    from wsinspect.events import FrameSeen, MessageSeen
-    from wsinspect.sinks.recorder import _dumps, _frame_line, _line_text, _message_line
-
-    checked = 0
-    for event in big_messages():
-        if isinstance(event, FrameSeen):
-            line = _frame_line(event)
-        elif isinstance(event, MessageSeen):
-            line = _message_line(event)
-        if line is None:
-            continue  # the frame with a violation takes the general path
-        assert _line_text(line) == _dumps(event.to_dict())
-        checked += not isinstance(line, str)
-    assert checked >= 5  # frames and messages written as pieces
+    assert [to_dict(e) for e in read_events(str(path))] == [to_dict(e) for e in events]
 
 
 async def test_a_backlog_beyond_the_bound_is_on_disk_before_the_relay_goes_on(
@@ -312,7 +202,7 @@ async def test_a_backlog_beyond_the_bound_is_on_disk_before_the_relay_goes_on(
 ) -> None:
     # A disk that cannot keep up: handing over a backlog over the bound blocks (holding the
     # relay back) until the writer thread has it on disk, instead of letting it grow.
-    from wsinspect.sinks import recorder
+    from wsinspect.recording import writer as recorder
 
     monkeypatch.setattr(recorder, "_MAX_BACKLOG", 1)
     events = big_messages()
@@ -326,7 +216,7 @@ async def test_a_backlog_beyond_the_bound_is_on_disk_before_the_relay_goes_on(
             await rec._write_ready()
         # No waiting: the lines are already in the file.
         assert rec.pending == 0
-        assert [e.to_dict() for e in read_events(str(path))] == [e.to_dict() for e in events]
+        assert [to_dict(e) for e in read_events(str(path))] == [to_dict(e) for e in events]
     finally:
         rec.close()
 
@@ -352,7 +242,7 @@ async def test_writer_thread_ends_with_the_recording(tmp_path: Path) -> None:
 async def test_partial_writes_are_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """A write may take fewer bytes than asked (a signal, a nearly full disk): the rest
     follows, nothing is doubled or lost."""
-    from wsinspect.sinks import recorder as module
+    from wsinspect.recording import writer as module
 
     def short_writev(fd: int, buffers: list[bytes]) -> int:
         return os.write(fd, b"".join(buffers)[:777])  # takes at most 777 bytes a call

@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 
 from wsinspect.events import MessageSeen
-from wsinspect.sinks.reader import read_events
+from wsinspect.recording.reader import read_events
 
 
 @contextmanager

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from wsinspect import __version__
-from wsinspect.events import FORMAT_NAME, FORMAT_VERSION, Event, event_from_dict
+from wsinspect.events import Event
+from wsinspect.recording.format import FORMAT_NAME, FORMAT_VERSION, event_from_dict
 
 __all__ = ["Recording", "RecordingError", "iter_with_progress", "read_events", "read_recording"]
 

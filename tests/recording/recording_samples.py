@@ -43,9 +43,9 @@ RESPONSE_HEADERS = (
 
 def frames_for(direction: str, wire: bytes, *, capture_limit: int = 1 << 20,
                conn: int = 1, seq0: int = 0, ts: float = T0,
-               step: float = 0.001) -> list[Event]:  # fmt: skip
+               step: float = 0.001, extensions: str | None = None) -> list[Event]:  # fmt: skip
     """Frame events (and message events) for ``wire`` bytes, as the relay would publish them."""
-    inspector = Inspector(direction, capture_limit=capture_limit)
+    inspector = Inspector(direction, capture_limit=capture_limit, extensions=extensions)
     out: list[Event] = []
     for i, frame in enumerate(inspector.feed(wire)):
         when = ts + step * i
@@ -127,3 +127,22 @@ def every_kind() -> list[Event]:
         Notice(T0 + 5, "warning", "listening on a public address"),
     ]
     return events
+
+
+def big_messages() -> list[Event]:
+    """Frame and message events of big payloads: a 1 MiB binary message in two fragments, a
+    single-frame 1 MiB binary message, a big text message with non-ASCII text, and small
+    frames between them."""
+    blob = os.urandom(1 << 20)
+    text = ("héllo \"wörld\"\n" * 5000).encode()
+    wire = b"".join(
+        [
+            encode_frame(2, blob[:300_000], fin=False),
+            encode_frame(1, b"small"),  # a §5.4 violation, recorded all the same
+            encode_frame(0, blob[300_000:]),
+            encode_frame(2, blob),
+            encode_frame(1, text),
+            encode_frame(9, b"p"),
+        ]
+    )
+    return frames_for("s2c", wire, capture_limit=2 << 20)

@@ -1,0 +1,67 @@
+"""Reading recordings back: torn and damaged lines are skipped with a warning, files that are
+not recordings get a one-line error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from recording_samples import session
+
+from wsinspect.events import Event
+from wsinspect.recording.reader import RecordingError, read_events, read_recording
+from wsinspect.recording.writer import Recorder
+
+pytestmark = pytest.mark.trio
+
+
+def record(path: Path, events: list[Event]) -> None:
+    rec = Recorder.create(str(path))
+    for event in events:
+        rec.publish(event)
+    rec.close()
+
+
+async def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl"
+    record(path, session())
+    whole = len(list(read_events(str(path))))
+    with path.open("a", encoding="utf-8") as f:
+        f.write('{"type":"frame","conn":1,"seq":9,"dir":"c2s","ts":1.0,"fin":tr')
+    warnings: list[str] = []
+    back = list(read_events(str(path), warn=warnings.append))
+    assert len(back) == whole
+    assert len(warnings) == 1 and "incomplete" in warnings[0]
+
+
+async def test_damaged_middle_line_is_skipped_and_reading_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl"
+    record(path, session())
+    rows = path.read_text("utf-8").splitlines()
+    rows.insert(3, "{not json")
+    path.write_text("\n".join(rows) + "\n", "utf-8")
+    warnings: list[str] = []
+    back = list(read_events(str(path), warn=warnings.append))
+    assert len(back) == len(rows) - 2
+    assert warnings == [f"{path}:4: unreadable line skipped"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty file"),
+        ("\n\n", "empty file"),
+        ("hello world\n", "not a wsinspect recording or HAR"),
+        ('{"a": 1}\n', "not a wsinspect recording or HAR"),
+        ('{"type":"header","format":"wsinspect-recording","version":2}\n', "version 2 is not supported"),
+        ('{"type":"header","format":"other","version":1}\n', "not a wsinspect recording"),
+    ],
+)
+async def test_non_recordings_get_a_one_line_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "file"
+    path.write_text(content, "utf-8")
+    with pytest.raises(RecordingError, match=message) as info:
+        read_recording(str(path))
+    assert "\n" not in str(info.value)
+
+
