@@ -344,7 +344,7 @@ def start_proxy(variant: str, upstream_port: int, python: str = sys.executable,
         "--listen", f"127.0.0.1:{port}",
         "--upstream", f"ws://127.0.0.1:{upstream_port}",
         *shlex.split(variant),
-    ]  # fmt: skip
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
     wait_port(port)
     return Target(f"{label}proxy {variant}".strip(), port, proc)
@@ -358,13 +358,13 @@ def main() -> int:
     parser.add_argument(
         "--variant", action="append",
         help="proxy flags for one proxied column (repeatable; default: '-q')",
-    )  # fmt: skip
+    )
     parser.add_argument("--baseline", metavar="PYTHON",
                         help="also run each variant with this interpreter's wsinspect (before/after)")
     parser.add_argument("--skip-scale", action="store_true", help="skip the connection scenarios")
     parser.add_argument("--verbose", action="store_true", help="also print every round's figures")
     parser.add_argument("--direct-only", action="store_true",
-                        help="measure the load generator alone (no proxy)")  # fmt: skip
+                        help="measure the load generator alone (no proxy)")
     opts = parser.parse_args()
     rounds = 1 if opts.quick else opts.rounds
     seconds = 1.0 if opts.quick else opts.seconds

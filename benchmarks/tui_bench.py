@@ -138,7 +138,7 @@ async def bench_keys_under_load(rate: int = 5_000, presses: int = 100) -> list[f
         stop.set()
         await feeder
         print(f"  frames received: {store.total} ({store.total / (elapsed + 1):,.0f}/s), "
-              f"dropped from view: {store.dropped}")  # fmt: skip
+              f"dropped from view: {store.dropped}")
     return latencies
 
 
@@ -217,9 +217,9 @@ async def main() -> None:
         res = await bench_recording(args.frames)
         print(f"  first rows on screen after {res['first_rows_s'] * 1000:.0f} ms")
         print(f"  all {int(res['frames']):,} frames loaded after {res['loaded_s']:.1f} s "
-              f"(paging while loading: p95 {res['page_while_loading_p95_ms']:.0f} ms)")  # fmt: skip
+              f"(paging while loading: p95 {res['page_while_loading_p95_ms']:.0f} ms)")
         print(f"  then: Home {res['home_ms']:.0f} ms, PageDown median "
-              f"{res['page_loaded_median_ms']:.1f} ms, End {res['end_ms']:.0f} ms")  # fmt: skip
+              f"{res['page_loaded_median_ms']:.1f} ms, End {res['end_ms']:.0f} ms")
         print(f"  text filter over all frames: {res['text_filter_1m_s']:.2f} s")
         print(f"  peak RSS {res['max_rss_mb']:.0f} MB")
 

@@ -57,7 +57,7 @@ async def start_ws_server(
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     kw.setdefault("ping_interval", None)
-    await nursery.start(lambda task_status: serve(handler, listeners=listeners, task_status=task_status, **kw))  # fmt: skip
+    await nursery.start(lambda task_status: serve(handler, listeners=listeners, task_status=task_status, **kw))
     return f"ws://127.0.0.1:{port}"
 
 

@@ -23,7 +23,7 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
 
 def test_ctrl_c_is_recognised_inside_an_exception_group() -> None:
     assert is_interrupt(KeyboardInterrupt())
-    assert is_interrupt(BaseExceptionGroup("", [KeyboardInterrupt(), BaseExceptionGroup("", [KeyboardInterrupt()])]))  # fmt: skip
+    assert is_interrupt(BaseExceptionGroup("", [KeyboardInterrupt(), BaseExceptionGroup("", [KeyboardInterrupt()])]))
     assert not is_interrupt(BaseExceptionGroup("", [KeyboardInterrupt(), ValueError()]))
     assert not is_interrupt(ValueError())
 

@@ -38,7 +38,7 @@ def write(tmp_path: Path, text: str) -> str:
 
 def test_options_come_from_the_file(tmp_path: Path) -> None:
     cfg = write(tmp_path, 'upstream = "ws://127.0.0.1:9000"\nidle-timeout = 60\n'
-                'allow-origin = ["https://*.example.com"]\nstrict = true\n')  # fmt: skip
+                'allow-origin = ["https://*.example.com"]\nstrict = true\n')
     s = settings("proxy", "--config", cfg)
     assert s.upstream is not None and s.upstream.port == 9000
     assert s.idle_timeout == 60 and s.allow_origins == ("https://*.example.com",) and s.strict
@@ -46,14 +46,14 @@ def test_options_come_from_the_file(tmp_path: Path) -> None:
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
     cfg = write(tmp_path, 'upstream = "ws://127.0.0.1:9000"\nidle-action = "reset"\n'
-                'listen = "127.0.0.1:7000"\n')  # fmt: skip
+                'listen = "127.0.0.1:7000"\n')
     s = settings("proxy", "--idle-action", "close-tcp", "--config", cfg, "-l", "127.0.0.1:7001")
     assert s.idle_action == "close-tcp" and s.listen_port == 7001
 
 
 def test_a_repeatable_flag_replaces_the_files_list(tmp_path: Path) -> None:
     cfg = write(tmp_path, 'upstream = "ws://h:1"\nallow-origin = ["https://a.example"]\n'
-                'fault = ["drop:p=0.1"]\n')  # fmt: skip
+                'fault = ["drop:p=0.1"]\n')
     s = settings("proxy", "-c", cfg, "--allow-origin", "https://b.example", "--fault", "duplicate")
     assert s.allow_origins == ("https://b.example",)
     assert [f.kind for f in s.faults] == ["duplicate"]
@@ -61,7 +61,7 @@ def test_a_repeatable_flag_replaces_the_files_list(tmp_path: Path) -> None:
 
 def test_fault_tables(tmp_path: Path) -> None:
     cfg = write(tmp_path, 'upstream = "ws://h:1"\n[[fault]]\nkind = "latency"\ndir = "s2c"\n'
-                'ms = 200\njitter = 50\n[[fault]]\nkind = "throttle"\nrate = "16k"\n')  # fmt: skip
+                'ms = 200\njitter = 50\n[[fault]]\nkind = "throttle"\nrate = "16k"\n')
     s = settings("proxy", "-c", cfg)
     assert [str(f) for f in s.faults] == ["latency:dir=s2c,ms=200,jitter=50", "throttle:rate=16384"]
 
@@ -121,7 +121,7 @@ def test_every_shipped_config_loads(path: Path) -> None:
 
 def test_the_shipped_configs_are_the_documented_set() -> None:
     assert {p.name for p in SHIPPED} >= {"default.toml", "strict-origin.toml", "idle-cut.toml",
-                                          "flaky-mobile.toml", "chaos.toml"}  # fmt: skip
+                                          "flaky-mobile.toml", "chaos.toml"}
 
 
 def test_default_toml_gives_the_defaults() -> None:
@@ -160,7 +160,7 @@ def test_the_cli_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
 
     cfg = write(tmp_path, 'upstream = "ws://127.0.0.1:9"\nlisten = "127.0.0.1:0"\nidle-timeout = "soon"\n')
     out = subprocess.run([sys.executable, "-m", "wsinspect", "proxy", "--config", cfg],
-                         capture_output=True, text=True, timeout=30)  # fmt: skip
+                         capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert f"{cfg}: key 'idle-timeout': " in out.stderr
     assert "listening" not in out.stdout

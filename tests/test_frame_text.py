@@ -43,7 +43,7 @@ def compressed(fragments: list[bytes], opcode: WsOpcode = WsOpcode.TEXT) -> byte
     out = []
     for i, data in enumerate(fragments):
         frame = ext.encode(WsFrame(opcode if i == 0 else WsOpcode.CONT, data,
-                                   fin=i == len(fragments) - 1))  # fmt: skip
+                                   fin=i == len(fragments) - 1))
         out.append(encode_frame(int(frame.opcode), frame.data, fin=frame.fin, rsv1=frame.rsv1))
     return b"".join(out)
 
@@ -73,7 +73,7 @@ def test_fragments_of_a_text_message_are_recorded_as_text() -> None:
     dicts = [to_dict(FrameSeen(1, i, "c2s", 1.0, f)) for i, f in enumerate(frames)]
     assert [(d["payload"], d["encoding"]) for d in dicts] == [
         ("Hel", "text"), ("IQ==", "base64"), ("lo", "text"), ("!", "text"),  # ping: base64
-    ]  # fmt: skip
+    ]
     assert tail(frames[2]) == '→ cont - mask=01020304 len=2 "lo"'
 
 
@@ -169,7 +169,7 @@ def test_recording_fast_lines_agree_with_the_dict_form_for_every_case(tmp_path: 
     wire = (
         c(2, b"hi", fin=False) + c(0, b"\x00") + c(1, b"Hel", fin=False) + c(0, b"lo")
         + c(9, b"p") + c(1, b"caf\xc3", fin=False) + c(0, b"\xa9")
-    )  # fmt: skip
+    )
     frames = inspect(wire) + inspect(
         compressed([b"hello", b" world", b""]) + compressed([b"a"]),
         direction="s2c",

@@ -89,17 +89,17 @@ def _unit(module: str) -> str:
 def test_the_scan_sees_the_imports_it_checks() -> None:
     """Guards the checks below against a scan that finds nothing."""
     assert any(i.source == "wsinspect.relay.server" and i.target == "wsinspect.relay.session"
-               for i in IMPORTS)  # fmt: skip
+               for i in IMPORTS)
     assert any(i.source == "wsinspect.compose" and i.target.startswith("wsinspect.faults")
-               for i in IMPORTS)  # fmt: skip
+               for i in IMPORTS)
     assert any(i.source == "wsinspect.speedups" and i.target == "wsinspect._speedups"
-               for i in IMPORTS)  # fmt: skip
+               for i in IMPORTS)
     assert any(i.type_only for i in IMPORTS)
 
 
 def test_relay_never_imports_faults() -> None:
     stray = [i.where for i in IMPORTS
-             if i.source.startswith("wsinspect.relay") and i.target.startswith("wsinspect.faults")]  # fmt: skip
+             if i.source.startswith("wsinspect.relay") and i.target.startswith("wsinspect.faults")]
     assert not stray, f"relay imports faults at {stray}: attach through relay.hooks instead"
 
 
@@ -135,14 +135,14 @@ def test_no_import_cycle_between_packages() -> None:
 def test_wire_imports_nothing_of_ours_outside_wire() -> None:
     stray = [f"{i.where} imports {i.target}" for i in IMPORTS
              if i.source.startswith("wsinspect.wire") and i.target.startswith("wsinspect")
-             and not i.target.startswith("wsinspect.wire") and i.target not in SPEEDUPS]  # fmt: skip
+             and not i.target.startswith("wsinspect.wire") and i.target not in SPEEDUPS]
     assert not stray
 
 
 def test_only_tui_imports_textual() -> None:
     stray = [i.where for i in IMPORTS
              if i.target.split(".")[0] in {"textual", "rich"}
-             and not i.source.startswith("wsinspect.tui")]  # fmt: skip
+             and not i.source.startswith("wsinspect.tui")]
     assert not stray
 
 
@@ -185,17 +185,17 @@ RECORDING_MODULES = sorted(_module_name(p) for p in (PACKAGE / "recording").glob
 def test_recording_loads_nothing_above_it(module: str) -> None:
     loaded = _modules_after_import(module)
     above = ("wsinspect.relay", "wsinspect.sinks", "wsinspect.tui", "wsinspect.commands",
-             "wsinspect.faults", "textual")  # fmt: skip
+             "wsinspect.faults", "textual")
     assert not {m for m in loaded if m.startswith(above)}, sorted(loaded)
 
 
 @pytest.mark.parametrize("module", ["wsinspect.events", "wsinspect.render", "wsinspect.cli",
-                                    "wsinspect.compose"])  # fmt: skip
+                                    "wsinspect.compose"])
 def test_core_modules_do_not_pull_in_textual(module: str) -> None:
     assert "textual" not in _modules_after_import(module)
 
 
 def test_only_the_shim_imports_the_c_module() -> None:
     stray = [i.where for i in IMPORTS
-             if i.target == "wsinspect._speedups" and i.source != "wsinspect.speedups"]  # fmt: skip
+             if i.target == "wsinspect._speedups" and i.source != "wsinspect.speedups"]
     assert not stray, f"import wsinspect.speedups instead: {stray}"

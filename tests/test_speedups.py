@@ -162,7 +162,7 @@ def random_frame(rng: random.Random, client: bool) -> bytes:
         payload = rng.randbytes(size)
     key = rng.randbytes(4) if (client if rng.random() < 0.95 else not client) else None
     frame = encode_frame(opcode, payload, fin=rng.random() < 0.9, mask_key=key,
-                         rsv1=rng.random() < 0.05)  # fmt: skip
+                         rsv1=rng.random() < 0.05)
     if rng.random() < 0.03 and len(payload) < 126:  # a non-minimal length
         b1 = frame[1] & 0x80 | 126
         frame = bytes([frame[0], b1]) + len(payload).to_bytes(2, "big") + frame[2:]
@@ -180,7 +180,7 @@ def test_c_scan_equals_the_python_one_on_random_streams(seed: int) -> None:
         data = data[: rng.randrange(len(data) + 1)]  # a frame cut short
     args = (client, rng.choice([0, 10, 1000, 1 << 20]), rng.randrange(1 << 40), direction,
             rng.choice([0.0, 1.5, 1795298313.2083018, 1e22, 123456789.0]),
-            rng.randrange(1 << 32), rng.randrange(1 << 32))  # fmt: skip
+            rng.randrange(1 << 32), rng.randrange(1 << 32))
     pos = rng.randrange(3) if data else 0
     c = c_module().scan_lines(data, pos, *args)
     py = speedups.scan_lines_py(data, pos, *args)

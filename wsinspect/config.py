@@ -64,50 +64,50 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
     net.add_argument(
         "--listen", "-l", metavar="HOST:PORT", default="127.0.0.1:8080",
         help="address to accept clients on (default: 127.0.0.1:8080; port 0 picks a free one)",
-    )  # fmt: skip
+    )
     # Not required at parse time: --config may provide it (checked in settings_from_args).
     parser.set_defaults(_upstream_required=upstream_required)
     net.add_argument(
         "--upstream", "-u", metavar="URL",
         help="the real server: ws://host:port[/prefix] or wss://...; the client's path and "
         "query are appended to the prefix",
-    )  # fmt: skip
+    )
     net.add_argument("--cert", metavar="FILE", help="TLS certificate (PEM) to serve wss:// to clients")
     net.add_argument("--key", metavar="FILE", help="private key (PEM) for --cert")
     net.add_argument("--upstream-ca", metavar="FILE",
-                     help="extra CA bundle (PEM) to trust for a wss:// upstream")  # fmt: skip
+                     help="extra CA bundle (PEM) to trust for a wss:// upstream")
     net.add_argument("--insecure", "-k", action="store_true",
-                     help="do not verify the upstream's TLS certificate (logged on every connection)")  # fmt: skip
+                     help="do not verify the upstream's TLS certificate (logged on every connection)")
     net.add_argument("--websocket-only", action="store_true",
-                     help="answer plain HTTP requests 400 instead of passing them upstream")  # fmt: skip
+                     help="answer plain HTTP requests 400 instead of passing them upstream")
 
     hs = parser.add_argument_group("handshake and frames")
     hs.add_argument("--handshake-timeout", metavar="SECONDS", type=_positive_float, default=10.0,
                     help="drop a client that has not sent its request, and give up on an "
-                    "upstream that has not answered, after this long (default: 10)")  # fmt: skip
+                    "upstream that has not answered, after this long (default: 10)")
     hs.add_argument("--max-header-size", metavar="BYTES", type=_size, default=64 * 1024,
-                    help="request headers over this size get 431 (default: 64k)")  # fmt: skip
+                    help="request headers over this size get 431 (default: 64k)")
     hs.add_argument("--capture-limit", metavar="BYTES", type=_size, default=1 << 20,
                     help="log and record at most this much of each payload; longer ones are "
-                    "kept truncated with their length and SHA-256 (default: 1m)")  # fmt: skip
+                    "kept truncated with their length and SHA-256 (default: 1m)")
     hs.add_argument("--strict", action="store_true",
                     help="close a connection on a protocol violation (1002, 1007 for bad "
-                    "UTF-8, 1009 over --max-message-size) instead of only flagging it")  # fmt: skip
+                    "UTF-8, 1009 over --max-message-size) instead of only flagging it")
     hs.add_argument("--max-message-size", metavar="BYTES", type=_size, default=None,
-                    help="with --strict, close with 1009 when a message grows over this size")  # fmt: skip
+                    help="with --strict, close with 1009 when a message grows over this size")
     hs.add_argument("--no-compression", action="store_true",
                     help="strip permessage-deflate from the client's offer: traffic is "
-                    "uncompressed end to end")  # fmt: skip
+                    "uncompressed end to end")
 
     out = parser.add_argument_group("output")
     out.add_argument("--log-format", choices=("text", "json"), default="text",
-                     help="text lines (default) or one JSON object per event")  # fmt: skip
+                     help="text lines (default) or one JSON object per event")
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing on stdout")
     out.add_argument("--record", "-w", metavar="FILE", default=None,
-                     help="record every event to FILE as JSON Lines (flushed every 100 ms)")  # fmt: skip
+                     help="record every event to FILE as JSON Lines (flushed every 100 ms)")
     out.add_argument("--no-redact", dest="redact", action="store_false",
                      help="keep Cookie, Set-Cookie, Authorization and Proxy-Authorization "
-                     "values in the recording (redacted by default)")  # fmt: skip
+                     "values in the recording (redacted by default)")
     _add_fault_arguments(parser)
 
 
@@ -163,7 +163,7 @@ class _ReplaceAppend(argparse.Action):
     may come from ``--config``): flags override the file, lists included."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:  # fmt: skip
+                 values: Any, option_string: str | None = None) -> None:
         current = getattr(namespace, self.dest, None)
         items = [] if current is None or current is self.default else list(current)
         items.append(values)
@@ -205,41 +205,41 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     cfg = parser.add_argument_group("config file")
     cfg.add_argument("--config", "-c", metavar="FILE", default=None,
                      help="read options from a TOML file (keys are the long flag names, e.g. "
-                     "idle-timeout = 60; see configs/default.toml); flags override the file")  # fmt: skip
+                     "idle-timeout = 60; see configs/default.toml); flags override the file")
 
     org = parser.add_argument_group("Origin policy (RFC 6455 §10.2)")
     org.add_argument("--allow-origin", metavar="PATTERN", dest="allow_origin", action=_ReplaceAppend,
                      type=_origin_arg, default=[],
                      help="allow this Origin (repeatable): https://app.example.com, "
-                     "https://*.example.com, http://localhost:*, or null; others get 403")  # fmt: skip
+                     "https://*.example.com, http://localhost:*, or null; others get 403")
     org.add_argument("--require-origin", action="store_true",
-                     help="also refuse (403) handshakes that send no Origin header")  # fmt: skip
+                     help="also refuse (403) handshakes that send no Origin header")
     org.add_argument("--origin-mode", choices=("enforce", "report"), default="enforce",
                      help="enforce (default): refuse with 403; report: let it through and log "
-                     "a fault event")  # fmt: skip
+                     "a fault event")
 
     idle = parser.add_argument_group("idle timeout")
     idle.add_argument("--idle-timeout", metavar="SECONDS", type=_positive_float, default=None,
-                      help="act on a connection when no frame passed either way for this long")  # fmt: skip
+                      help="act on a connection when no frame passed either way for this long")
     idle.add_argument("--idle-action", metavar="ACTION", type=_idle_action_arg, default="close-tcp",
                       help="close-tcp (default: end both TCP connections, the client sees 1006), "
                       "reset (RST both), close-frame[:CODE] (close frames, default 1001, and "
                       "complete the closing handshake), blackhole (stop forwarding, keep both "
-                      "open)")  # fmt: skip
+                      "open)")
     idle.add_argument("--idle-ignores-control", action="store_true",
-                      help="pings and pongs do not count as activity")  # fmt: skip
+                      help="pings and pongs do not count as activity")
 
     flt = parser.add_argument_group(
         "faults", FAULT_EPILOG + fault_help().split("\n", 1)[1]
     )
     flt.add_argument("--fault", metavar="SPEC", dest="faults", action=_ReplaceAppend,
                      type=_fault_arg, default=[],
-                     help="inject a fault (repeatable), see the syntax above")  # fmt: skip
+                     help="inject a fault (repeatable), see the syntax above")
     flt.add_argument("--seed", metavar="N", type=int, default=None,
                      help="seed the faults' random choices: a run with the same seed and "
-                     "traffic makes the same choices")  # fmt: skip
+                     "traffic makes the same choices")
     flt.add_argument("--control", metavar="PATH", default=None,
-                     help="open a control socket (Unix socket, owner-only) for 'wsinspect ctl'")  # fmt: skip
+                     help="open a control socket (Unix socket, owner-only) for 'wsinspect ctl'")
 
 
 def _fault_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -361,7 +361,7 @@ def _file_faults(path: str, value: Any) -> list[FaultSpec]:
 
 
 def apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
-                      args: argparse.Namespace) -> argparse.Namespace:  # fmt: skip
+                      args: argparse.Namespace) -> argparse.Namespace:
     """If ``args`` came with ``--config FILE``: load it as defaults of the subcommand's parser
     and parse ``argv`` again, so that flags given on the command line win over the file.
     ``ConfigError`` (file, key, reason) if the file is bad — before anything listens."""

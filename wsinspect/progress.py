@@ -19,7 +19,7 @@ class Progress:
     __slots__ = ("_drawn", "_last", "_start", "delay", "label", "stream", "total", "unit_bytes")
 
     def __init__(self, total: int, label: str, *, stream: TextIO | None = None,
-                 delay: float = 0.5, unit_bytes: bool = True) -> None:  # fmt: skip
+                 delay: float = 0.5, unit_bytes: bool = True) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.total = max(total, 1)
         self.label = label

@@ -70,7 +70,7 @@ def _cut(text: str, width: int) -> str:
 
 
 def preview(payload: bytes, *, text: bool, length: int | None = None,
-            width: int = DEFAULT_PREVIEW) -> str:  # fmt: skip
+            width: int = DEFAULT_PREVIEW) -> str:
     """A one-line view of a payload: quoted text where it decodes as UTF-8 (and ``text`` says it
     may be text), hex otherwise; the middle is cut out of long payloads. ``length`` is the full
     payload length when ``payload`` is only the captured part."""
@@ -91,7 +91,7 @@ def preview(payload: bytes, *, text: bool, length: int | None = None,
 
 
 def _flag_text(fin: bool, rsv1: bool, rsv2: bool, rsv3: bool) -> str:
-    names = [name for bit, name in ((fin, "FIN"), (rsv1, "RSV1"), (rsv2, "RSV2"), (rsv3, "RSV3")) if bit]  # fmt: skip
+    names = [name for bit, name in ((fin, "FIN"), (rsv1, "RSV1"), (rsv2, "RSV2"), (rsv3, "RSV3")) if bit]
     return " ".join(names) or "-"
 
 

@@ -68,7 +68,7 @@ def b64encode_py(data: bytes | bytearray | memoryview, /) -> bytes:
 
 def scan_lines_py(data: bytes, pos: int, client: bool, limit: int, conn: int, direction: str,
                   ts: float, seq: int, message_no: int, /
-                  ) -> tuple[int, int, int, bytes | None]:  # fmt: skip
+                  ) -> tuple[int, int, int, bytes | None]:
     """The recording lines of the common frames of ``data`` from ``pos`` on (see the header of
     ``_speedups.c``): each complete, unfragmented text or binary frame with no RSV bits, the
     mask bit of its direction (§5.1), a minimal length (§5.2), at most ``limit`` bytes of

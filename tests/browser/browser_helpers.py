@@ -137,13 +137,13 @@ class Upstream:
                     ("Content-Length", str(len(body))),
                     ("Cache-Control", "no-store"),
                     ("Connection", "close"),
-                ])  # fmt: skip
+                ])
                 return Response(200, "OK", headers, body)
             return ws.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
         self.requests: list[Request] = []  # the WebSocket handshakes received, in order
         options: dict[str, Any] = {"compression": "deflate", "ping_interval": None,
-                                   "max_size": None, **serve_options}  # fmt: skip
+                                   "max_size": None, **serve_options}
         self.server = serve(echo, "127.0.0.1", 0, process_request=process_request, **options)
         self.scheme = "s" if options.get("ssl") else ""
         self.port: int = self.server.socket.getsockname()[1]
@@ -176,7 +176,7 @@ class Process:
             [sys.executable, "-m", "wsinspect", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", env=env, cwd=cwd,
-        )  # fmt: skip
+        )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -203,7 +203,7 @@ class Process:
             if line is None:
                 self._queue.put(None)  # stay at end of file for the next caller
                 pytest.fail("wsinspect exited; stdout:\n" + "\n".join(self.lines)
-                            + "\nstderr:\n" + self._stderr())  # fmt: skip
+                            + "\nstderr:\n" + self._stderr())
             self.lines.append(line)
             if predicate(line):
                 return line
@@ -258,7 +258,7 @@ def chromium_page(executable: str, **context_options: Any) -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
-                                    headless=True, timeout=STEP_TIMEOUT * 1000)  # fmt: skip
+                                    headless=True, timeout=STEP_TIMEOUT * 1000)
         try:
             page = browser.new_context(**context_options).new_page()
             page.set_default_timeout(STEP_TIMEOUT * 1000)

@@ -71,7 +71,7 @@ def upstream() -> Iterator[Upstream]:
 
 def start_proxy(upstream: Upstream, record: Path) -> Process:
     return Process("proxy", "--listen", "127.0.0.1:0", "--upstream", upstream.ws_url,
-                   "--log-format", "json", "--record", str(record))  # fmt: skip
+                   "--log-format", "json", "--record", str(record))
 
 
 def proxy_port(process: Process) -> int:
@@ -168,7 +168,7 @@ def test_message_events_hold_the_inflated_text_both_ways(
     recorded_session: dict[str, Any],
 ) -> None:
     messages = [e for e in websocket_events(recorded_session["events"])
-                if isinstance(e, MessageSeen)]  # fmt: skip
+                if isinstance(e, MessageSeen)]
     for direction in ("c2s", "s2c"):
         mine = [m.message for m in messages if m.direction == direction]
         assert [m.payload.decode("utf-8") for m in mine] == MESSAGES, direction
@@ -188,7 +188,7 @@ def test_chrome_compresses_every_data_message(recorded_session: dict[str, Any]) 
     assert len(firsts) == len(MESSAGES) and all(f.rsv1 for f in firsts)
     assert not any(f.rsv1 for f in frames if f.opcode == 0)
     counts = [m.message.frames for m in events
-              if isinstance(m, MessageSeen) and m.direction == "c2s"]  # fmt: skip
+              if isinstance(m, MessageSeen) and m.direction == "c2s"]
     assert counts == [sum(f.message_no == n for f in frames) for n in range(1, len(counts) + 1)]
 
 
@@ -197,12 +197,12 @@ def test_large_echoes_arrive_fragmented_and_are_reassembled(
 ) -> None:
     events = websocket_events(recorded_session["events"])
     s2c = {m.message_no: m.message for m in events
-           if isinstance(m, MessageSeen) and m.direction == "s2c"}  # fmt: skip
+           if isinstance(m, MessageSeen) and m.direction == "s2c"}
     fragmented = [m for m in s2c.values() if m.frames > 1]
     assert [m.payload.decode() for m in fragmented] == [LARGE, NOISE]
     # RSV1 marks only the first frame of a compressed message (RFC 7692 §6.1).
     frames = [e.frame for e in events if isinstance(e, FrameSeen) and e.direction == "s2c"
-              and e.frame.opcode in (0, 1)]  # fmt: skip
+              and e.frame.opcode in (0, 1)]
     first_of = [f for f in frames if f.opcode == 1]
     assert all(f.rsv1 for f in first_of)
     assert not any(f.rsv1 for f in frames if f.opcode == 0)
@@ -217,7 +217,7 @@ def test_the_close_code_is_seen_both_ways_and_the_handshake_completes(
     assert closed.client_close == (CLOSE_CODE, CLOSE_REASON)
     assert closed.upstream_close is not None and closed.upstream_close[0] == CLOSE_CODE
     close_frames = [(e.direction, e.frame.close_code) for e in events
-                    if isinstance(e, FrameSeen) and e.frame.opcode == 8]  # fmt: skip
+                    if isinstance(e, FrameSeen) and e.frame.opcode == 8]
     assert close_frames == [("c2s", CLOSE_CODE), ("s2c", CLOSE_CODE)]
 
 
@@ -243,7 +243,7 @@ def test_a_page_loaded_through_the_proxy_opens_its_websocket_through_it(
 ) -> None:
     record = tmp_path / "page.jsonl"
     with running("proxy", "--listen", "127.0.0.1:0", "--upstream", upstream.ws_url,
-                 "--log-format", "json", "--record", str(record)) as process:  # fmt: skip
+                 "--log-format", "json", "--record", str(record)) as process:
         port = proxy_port(process)
         with chromium_page(chromium) as page:
             response = page.goto(f"http://127.0.0.1:{port}/")
@@ -261,7 +261,7 @@ def test_a_page_loaded_through_the_proxy_opens_its_websocket_through_it(
     assert header(opened_event(ws).request_headers, "Origin") == f"http://127.0.0.1:{port}"
     for direction in ("c2s", "s2c"):
         messages = [e.message.payload.decode() for e in ws
-                    if isinstance(e, MessageSeen) and e.direction == direction]  # fmt: skip
+                    if isinstance(e, MessageSeen) and e.direction == direction]
         assert messages == ["through the proxy", "ünïcödé"], direction
 
 
@@ -363,7 +363,7 @@ def chat_session(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     try:
         with running("proxy", "--listen", "127.0.0.1:0", "--upstream", upstream.ws_url,
                      "--log-format", "json", "--record", str(record),
-                     "--capture-limit", "64k") as process:  # fmt: skip
+                     "--capture-limit", "64k") as process:
             port = proxy_port(process)
             with chromium_page(chromium) as page:
                 origin = f"http://127.0.0.1:{port}"
@@ -382,7 +382,7 @@ def chat_session(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     finally:
         upstream.stop()
     return {"browser": seen, "port": port, "upstream": upstream,
-            "events": list(read_events(str(record)))}  # fmt: skip
+            "events": list(read_events(str(record)))}
 
 
 def test_chromes_cookie_origin_and_subprotocols_reach_the_upstream(
@@ -412,7 +412,7 @@ def test_binary_messages_arrive_intact_even_past_the_capture_limit(
         {"binary": BIG_BINARY, "intact": True},
     ]
     messages = [e.message for e in websocket_events(chat_session["events"])
-                if isinstance(e, MessageSeen)]  # fmt: skip
+                if isinstance(e, MessageSeen)]
     big = [m for m in messages if m.length == BIG_BINARY]
     assert len(big) == 2  # both ways
     pattern = bytes(i * 7919 % 251 for i in range(64 * 1024))
@@ -434,7 +434,7 @@ def test_chromium_loads_the_page_and_talks_wss_through_a_tls_listener(
     record = tmp_path / "tls.jsonl"
     with running("proxy", "--listen", "127.0.0.1:0", "--upstream", upstream.ws_url,
                  "--cert", str(cert_file), "--key", str(key_file), "--log-format", "json",
-                 "--record", str(record)) as process:  # fmt: skip
+                 "--record", str(record)) as process:
         line = process.wait_for_line(lambda s: "listening on wss://" in s)
         port = int(re.search(r"wss://127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
         # The test CA is not in Chromium's trust store; a user would add theirs.

@@ -99,7 +99,7 @@ def test_stats_counts_per_connection_and_total(rec: Path, capsys: pytest.Capture
     assert first["c2s"]["opcodes"] == {"text": 2, "cont": 1, "binary": 1, "ping": 1, "close": 1}
     assert first["c2s"]["largest_message"] == 512
     assert first["close"] == {"initiator": "client", "how": "close-handshake", "code": 1000,
-                              "reason": "bye"}  # fmt: skip
+                              "reason": "bye"}
     assert first["duration"] == 1.5
     second = report["connections"][1]
     assert second["violations"] == {"masked-server-frame": 1}

@@ -111,7 +111,7 @@ async def test_replay_sends_the_recorded_frames_with_their_fragmentation(tmp_pat
     assert [(f.opcode, f.fin, f.payload) for f in sent] == [
         (1, True, b"hello"), (1, False, b"frag"), (0, True, b"mented"), (2, True, b"\x00\x01\xff"),
         (8, True, (1000).to_bytes(2, "big")),
-    ]  # fmt: skip
+    ]
     assert all(f.masked for f in sent)
     opened = next(e for e in got.events if isinstance(e, ConnectionOpened))
     assert opened.subprotocol == "chat"
@@ -124,7 +124,7 @@ async def test_replay_sends_the_recorded_frames_with_their_fragmentation(tmp_pat
 async def test_diff_passes_against_the_same_server(tmp_path: Path) -> None:
     with server(echo) as url, trio.fail_after(20):
         replayed = await replay_cmd.replay(plan(recording(tmp_path)), url, Hub(),
-                                           speed=math.inf, patience=2)  # fmt: skip
+                                           speed=math.inf, patience=2)
     assert replay_cmd.diff_messages(plan(recording(tmp_path)).server_messages, replayed) == []
 
 
@@ -177,7 +177,7 @@ async def test_missing_message_is_reported() -> None:
     b = plan_messages([b"one"])
     out = replay_cmd.diff_messages(a, b)
     assert out == ['the recording has 2 server messages, the replay got 1: server message 2 '
-                   '(text len=3 "two") never came']  # fmt: skip
+                   '(text len=3 "two") never came']
 
 
 def plan_messages(payloads: list[bytes]) -> list:  # type: ignore[type-arg]

@@ -102,7 +102,7 @@ async def test_demo_command_without_tui_prints_the_url_and_echoes() -> None:
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             run = partial(trio.run_process, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=env, check=False)  # fmt: skip
+                          env=env, check=False)
             proc: Any = await nursery.start(run)
             out = b""
             while b"\n" not in out:
@@ -132,7 +132,7 @@ async def test_echo_server_echoes_a_message_longer_than_a_mebibyte_whole() -> No
         async with trio.open_nursery() as nursery:
             demo = await nursery.start(serve_demo, "127.0.0.1", 0)
             async with connect(demo.upstream_url + "/echo", compression=None, max_size=None,
-                               proxy=None) as ws:  # fmt: skip
+                               proxy=None) as ws:
                 await ws.send(message)
                 assert await ws.recv() == message
             nursery.cancel_scope.cancel()
@@ -185,13 +185,13 @@ async def test_compressed_messages_echo_through_the_proxy_and_are_shown_inflated
     frames = [e.frame for e in sink.events if isinstance(e, FrameSeen) and e.frame.opcode == 1]
     assert [f.rsv1 for f in frames] == [True] * 6
     shown = [(e.direction, e.message.payload.decode()) for e in sink.events
-             if isinstance(e, MessageSeen)]  # fmt: skip
+             if isinstance(e, MessageSeen)]
     assert shown == [(d, m) for m in messages for d in ("c2s", "s2c")]
 
 
 async def test_demo_refuses_an_unwritable_recording_before_listening() -> None:
     cmd = [sys.executable, "-m", "wsinspect", "demo", "--no-tui", "--port", "0",
-           "--listen", "127.0.0.1:0", "-w", "/nonexistent-dir/demo.jsonl"]  # fmt: skip
+           "--listen", "127.0.0.1:0", "-w", "/nonexistent-dir/demo.jsonl"]
     with trio.fail_after(30):
         done = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
     assert done.returncode == 2
@@ -205,7 +205,7 @@ async def test_demo_ends_its_recording_cleanly_on_sigterm(tmp_path: Any) -> None
 
     rec = tmp_path / "demo.jsonl"
     cmd = [sys.executable, "-m", "wsinspect", "demo", "--no-tui", "-q", "--port", "0",
-           "--listen", "127.0.0.1:0", "-w", str(rec)]  # fmt: skip
+           "--listen", "127.0.0.1:0", "-w", str(rec)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:

@@ -128,7 +128,7 @@ def test_messages_are_listed_like_chrome_devtools(tmp_path: Path) -> None:
     assert [(m["type"], m["opcode"]) for m in messages] == [
         ("send", 1), ("receive", 1), ("send", 1), ("send", 2), ("receive", 2), ("send", 8),
         ("receive", 8),
-    ]  # fmt: skip
+    ]
     assert messages[0]["data"] == "héllo"
     assert messages[2]["data"] == "fragmented"  # one item per message, not per frame
     assert base64.b64decode(messages[3]["data"]) == bytes(range(256)) * 2
@@ -155,7 +155,7 @@ def test_chrome_har_reads_as_open_frames_and_messages(tmp_path: Path) -> None:
     frames = [e for e in events if isinstance(e, FrameSeen)]
     assert [(f.direction, f.frame.opcode, f.frame.payload) for f in frames] == [
         ("c2s", 1, b'{"join":7}'), ("s2c", 1, b'{"ok":true}'), ("s2c", 2, b"\x00\x01\x02"),
-    ]  # fmt: skip
+    ]
     assert frames[0].frame.masked and not frames[1].frame.masked
     assert len([e for e in events if isinstance(e, MessageSeen)]) == 3
 

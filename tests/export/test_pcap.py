@@ -68,11 +68,11 @@ def test_tshark_dissects_every_frame_with_its_recorded_bits(pcap: Path, recordin
     expected = [
         e for e in recording
         if isinstance(e, FrameSeen) and (e.delivered or e.direction == "c2s")
-    ]  # fmt: skip
+    ]
     rows = tshark(pcap, "-Y", "websocket", "-T", "fields", "-e", "websocket.fin",
                   "-e", "websocket.opcode", "-e", "websocket.mask", "-e", "websocket.masking_key",
                   "-e", "websocket.payload_length", "-e", "websocket.payload_length_ext_16",
-                  "-e", "tcp.payload")  # fmt: skip
+                  "-e", "tcp.payload")
     assert len(rows) == len(expected)
     for row, event in zip(rows, expected, strict=True):
         f = event.frame
@@ -90,7 +90,7 @@ def test_tshark_dissects_every_frame_with_its_recorded_bits(pcap: Path, recordin
 def test_tshark_shows_the_recorded_payloads(pcap: Path) -> None:
     rows = tshark(pcap, "-Y", "websocket", "-T", "fields", "-e", "websocket.payload.text",
                   "-e", "data.data", "-e", "websocket.payload.close.status_code",
-                  "-e", "websocket.payload.close.reason")  # fmt: skip
+                  "-e", "websocket.payload.close.reason")
     texts = [r[0] for r in rows if r[0]]
     assert sorted(texts) == ["fragmented", "héllo", "héllo"]  # fragments are reassembled
     data = {bytes.fromhex(r[1]) for r in rows if r[1]}
@@ -103,10 +103,10 @@ def test_tcp_streams_are_consistent(pcap: Path) -> None:
     # No lost segments, retransmissions or bad checksums: the sequence numbers add up.
     assert tshark(pcap, "-Y", "tcp.analysis.flags") == []
     status = tshark(pcap, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
-                    "-T", "fields", "-e", "tcp.checksum.status", "-e", "ip.checksum.status")  # fmt: skip
+                    "-T", "fields", "-e", "tcp.checksum.status", "-e", "ip.checksum.status")
     assert status and all(row == ["1", "1"] for row in status)
     handshake = tshark(pcap, "-Y", "tcp.stream == 0 and tcp.flags.syn == 1", "-T", "fields",
-                       "-e", "tcp.flags.ack")  # fmt: skip
+                       "-e", "tcp.flags.ack")
     assert [r[0] for r in handshake] == ["0", "1"]  # SYN, SYN-ACK
     fins = tshark(pcap, "-Y", "tcp.stream == 0 and tcp.flags.fin == 1")
     assert len(fins) == 2
@@ -115,7 +115,7 @@ def test_tcp_streams_are_consistent(pcap: Path) -> None:
 @needs_tshark
 def test_http_upgrade_is_in_the_stream(pcap: Path) -> None:
     rows = tshark(pcap, "-Y", "http", "-T", "fields", "-e", "http.request.uri",
-                  "-e", "http.response.code", "-e", "http.cookie")  # fmt: skip
+                  "-e", "http.response.code", "-e", "http.cookie")
     assert rows[0][0] == "/chat?room=1"
     assert rows[0][2] == "[redacted]"
     assert rows[1][1] == "101"
@@ -124,7 +124,7 @@ def test_http_upgrade_is_in_the_stream(pcap: Path) -> None:
 @needs_tshark
 def test_truncated_payload_keeps_its_length_padded_with_zeros(pcap: Path) -> None:
     rows = tshark(pcap, "-Y", "websocket.opcode == 2 and tcp.stream == 1", "-T", "fields",
-                  "-e", "websocket.payload_length_ext_16", "-e", "data.data")  # fmt: skip
+                  "-e", "websocket.payload_length_ext_16", "-e", "data.data")
     assert len(rows) == 1
     length, data = rows[0]
     payload = bytes.fromhex(data)

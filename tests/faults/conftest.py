@@ -21,11 +21,11 @@ def start_proxy(nursery: trio.Nursery) -> StartProxy:
     """``await start_proxy(upstream_url, faults=["drop:..."], **settings)`` → a running proxy."""
 
     async def start(upstream: str, *, faults: tuple[str, ...] | list[str] = (),
-                    **overrides: Any) -> Proxy:  # fmt: skip
+                    **overrides: Any) -> Proxy:
         settings = dataclasses.replace(
             Settings(listen_port=0, upstream=Upstream.parse(upstream)),
             faults=tuple(parse_fault(f) for f in faults), **overrides,
-        )  # fmt: skip
+        )
         hub = Hub()
         sink = Collector()
         hub.subscribe(sink)

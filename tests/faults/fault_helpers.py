@@ -38,7 +38,7 @@ class CountingUpstream:
 
 
 async def start_ws_server(nursery: trio.Nursery,
-                          handler: Callable[[ServerConnection], Awaitable[None]]) -> str:  # fmt: skip
+                          handler: Callable[[ServerConnection], Awaitable[None]]) -> str:
     """A websockets server without compression, so fault tests see plain payloads."""
     return await loopback.start_ws_server(nursery, handler, compression=None)
 
@@ -65,7 +65,7 @@ class RawClient:
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             f"{headers}\r\n".encode()
-        )  # fmt: skip
+        )
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = await stream.receive_some(65536)

@@ -35,7 +35,7 @@ def sock(tmp_path: Path) -> Path:
 
 
 async def test_the_socket_is_owner_only(nursery: trio.Nursery, start_proxy: StartProxy,
-                                        sock: Path) -> None:  # fmt: skip
+                                        sock: Path) -> None:
     with trio.fail_after(10):
         upstream = await start_ws_server(nursery, echo)
         await start_proxy(upstream, control=str(sock))
@@ -124,7 +124,7 @@ async def test_ctl_without_a_proxy_says_so(sock: Path, capsys: pytest.CaptureFix
 
 
 async def test_a_stale_socket_file_is_replaced(nursery: trio.Nursery, start_proxy: StartProxy,
-                                               sock: Path) -> None:  # fmt: skip
+                                               sock: Path) -> None:
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(sock))
     stale.close()  # the file stays, nobody listens
@@ -171,7 +171,7 @@ async def test_proxy_process_with_control_and_ctl_process(nursery: trio.Nursery,
         proc = await nursery.start(lambda task_status: trio.run_process(  # noqa: ASYNC105
             [sys.executable, "-m", "wsinspect", "proxy", "-l", "127.0.0.1:0", "-u", upstream,
              "--control", str(sock)], stdout=subprocess.PIPE, check=False,
-            task_status=task_status))  # fmt: skip
+            task_status=task_status))
         try:
             assert proc.stdout is not None
             head = b""
@@ -185,11 +185,11 @@ async def test_proxy_process_with_control_and_ctl_process(nursery: trio.Nursery,
                 assert await ws.recv() == "hi"
                 listed = await trio.run_process(
                     [sys.executable, "-m", "wsinspect", "ctl", "--control", str(sock), "list"],
-                    capture_stdout=True, check=False)  # fmt: skip
+                    capture_stdout=True, check=False)
                 assert listed.returncode == 0 and b"#1 " in listed.stdout
                 closed = await trio.run_process(
                     [sys.executable, "-m", "wsinspect", "ctl", "--control", str(sock),
-                     "close", "1", "--code", "4001"], capture_stdout=True, check=False)  # fmt: skip
+                     "close", "1", "--code", "4001"], capture_stdout=True, check=False)
                 assert closed.returncode == 0
                 await ws.wait_closed()
             assert ws.close_code == 4001

@@ -85,7 +85,7 @@ def test_no_policy_is_inactive_and_allows_everything() -> None:
 @pytest.mark.parametrize(
     "bad", ["example.com", "https://", "https://a.example.com/path", "https://a.*.com",
             "https://*", "http://localhost:99999"],
-)  # fmt: skip
+)
 def test_malformed_patterns_are_refused_with_a_reason(bad: str) -> None:
     with pytest.raises(ValueError, match=r"."):
         OriginPattern.parse(bad)

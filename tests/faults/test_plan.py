@@ -35,7 +35,7 @@ def test_refuse_with_probability_repeats_with_a_seed() -> None:
 
 def test_delay_handshake_adds_up_and_is_reported() -> None:
     plan = FaultPlan(faults=[parse_fault("delay-handshake:ms=200"),
-                             parse_fault("delay-handshake:ms=300,path=^/slow")])  # fmt: skip
+                             parse_fault("delay-handshake:ms=300,path=^/slow")])
     assert plan.gate(1, "/slow", None).delay == 0.5
     assert plan.gate(2, "/fast", None).delay == 0.2
     assert plan.gate(2, "/fast", None).actions[0].action == "handshake held 200 ms"

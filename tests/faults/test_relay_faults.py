@@ -115,7 +115,7 @@ async def test_refragment_splits_what_the_client_receives(
         with trio.move_on_after(0.5):
             await client.ending()
     assert [(f.opcode, f.fin, f.payload) for f in client.frames] == [
-        (1, False, b"0123"), (0, False, b"4567"), (0, True, b"89")]  # fmt: skip
+        (1, False, b"0123"), (0, False, b"4567"), (0, True, b"89")]
 
 
 async def test_refragmented_client_messages_reach_the_server_intact(
@@ -165,7 +165,7 @@ async def test_close_after_n_messages_closes_with_the_code(
 ) -> None:
     with trio.fail_after(10):
         upstream = await start_ws_server(nursery, echo)
-        proxy = await start_proxy(upstream, faults=["close-after:dir=c2s,messages=2,code=4000,reason=enough"])  # fmt: skip
+        proxy = await start_proxy(upstream, faults=["close-after:dir=c2s,messages=2,code=4000,reason=enough"])
         async with connect(proxy.url(), proxy=None) as ws:
             await ws.send("one")
             await ws.send("two")
@@ -240,7 +240,7 @@ async def test_a_frame_sent_with_the_handshake_goes_through_the_faults_too(
         stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
         key = base64.b64encode(os.urandom(16)).decode()
         request = (f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()  # fmt: skip
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
         await stream.send_all(request + encode_frame(1, b"eager", mask_key=b"abcd"))
         seen = await proxy.sink.wait_for(FrameSeen, lambda e: e.frame.payload == b"eager")
         await stream.aclose()

@@ -87,7 +87,7 @@ async def test_close_frame_with_a_chosen_code(nursery: trio.Nursery, start_proxy
     with trio.fail_after(10):
         upstream = await start_ws_server(nursery, echo)
         proxy = await start_proxy(upstream, idle_timeout=IDLE, idle_action="close-frame",
-                                  idle_close_code=4000)  # fmt: skip
+                                  idle_close_code=4000)
         async with connect(proxy.url(), proxy=None) as ws:
             await ws.wait_closed()
     assert ws.close_code == 4000

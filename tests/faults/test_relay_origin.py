@@ -63,7 +63,7 @@ async def test_report_mode_lets_the_handshake_through_and_flags_it(
     with trio.fail_after(10):
         upstream = await start_ws_server(nursery, echo)
         proxy = await start_proxy(upstream, allow_origins=("https://app.example.com",),
-                                  origin_mode="report")  # fmt: skip
+                                  origin_mode="report")
         async with connect(proxy.url(), proxy=None, origin="https://evil.example") as ws:  # type: ignore[arg-type]
             await ws.send("hi")
             assert await ws.recv() == "hi"

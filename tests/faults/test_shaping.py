@@ -42,7 +42,7 @@ async def arrivals(shaper: Shaper, sends: list[tuple[float, bytes]]) -> list[tup
 async def test_latency_delays_each_send_without_slowing_the_stream(autojump_clock: object) -> None:
     with trio.fail_after(60):
         got = await arrivals(Shaper([parse_fault("latency:ms=200")]),
-                             [(0.0, b"a"), (0.01, b"b"), (0.02, b"c")])  # fmt: skip
+                             [(0.0, b"a"), (0.01, b"b"), (0.02, b"c")])
     assert got == [(0.2, b"a"), (0.21, b"b"), (0.22, b"c")]
 
 

@@ -56,7 +56,7 @@ def test_bad_specs_say_what_is_wrong(text: str, says: str) -> None:
 
 def test_canonical_text_parses_back_to_the_same_spec() -> None:
     for text in ["latency:dir=s2c,ms=200,jitter=50", 'close-after:seconds=5,reason="a, b"',
-                 "cut-after:bytes=100,rst", "drop:match=^ping,p=0.25,path=/chat"]:  # fmt: skip
+                 "cut-after:bytes=100,rst", "drop:match=^ping,p=0.25,path=/chat"]:
         spec = parse_fault(text)
         assert parse_fault(str(spec)) == spec
 

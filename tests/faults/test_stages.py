@@ -15,7 +15,7 @@ class Feed:
     """Parses frames of one direction and runs them through a ``DirectionFaults``."""
 
     def __init__(self, *specs: str, direction: str = "s2c", seed: int | None = 1,
-                 conn: int = 1) -> None:  # fmt: skip
+                 conn: int = 1) -> None:
         self.faults = ConnectionFaults(conn, [parse_fault(s) for s in specs], seed=seed)
         self.d: DirectionFaults = self.faults.direction(direction)
         self.inspector = Inspector(direction)

@@ -43,7 +43,7 @@ RESPONSE_HEADERS = (
 
 def frames_for(direction: str, wire: bytes, *, capture_limit: int = 1 << 20,
                conn: int = 1, seq0: int = 0, ts: float = T0,
-               step: float = 0.001, extensions: str | None = None) -> list[Event]:  # fmt: skip
+               step: float = 0.001, extensions: str | None = None) -> list[Event]:
     """Frame events (and message events) for ``wire`` bytes, as the relay would publish them."""
     inspector = Inspector(direction, capture_limit=capture_limit, extensions=extensions)
     out: list[Event] = []
@@ -104,9 +104,9 @@ def every_kind() -> list[Event]:
     violation and an undelivered frame."""
     events = session()
     big = frames_for("s2c", encode_frame(2, b"x" * 5000), capture_limit=1000, conn=2,
-                     ts=T0 + 2)  # fmt: skip
+                     ts=T0 + 2)
     bad = frames_for("s2c", encode_frame(1, b"masked by server", mask_key=b"abcd"), conn=2,
-                     seq0=1, ts=T0 + 2.1)  # fmt: skip
+                     seq0=1, ts=T0 + 2.1)
     first = bad[0]
     assert isinstance(first, FrameSeen)
     first.frame.violations = (
@@ -114,7 +114,7 @@ def every_kind() -> list[Event]:
                   "a server must not mask frames"),
     )
     bad[0] = FrameSeen(first.conn, first.seq, first.direction, first.ts, first.frame,
-                       delivered=False)  # fmt: skip
+                       delivered=False)
     events += [
         ConnectionOpened(2, T0 + 1.9, "127.0.0.1:51235", "/big", "ws://127.0.0.1:9000"),
         *big,

@@ -75,7 +75,7 @@ TEXTS = [
     "\n" * BIG,
 ]
 BINARIES = [b"", b"\x00", b"\xff\xfe", bytes(range(256)), os.urandom(BIG - 1), os.urandom(BIG),
-            os.urandom(3 * BIG + 1)]  # fmt: skip
+            os.urandom(3 * BIG + 1)]
 
 
 def wire_variety(direction: str) -> bytes:
@@ -114,7 +114,7 @@ def compressed_events() -> list[Event]:
         body = (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
         wire = encode_frame(opcode, body, rsv1=True)
         out += frames_for("s2c", wire, conn=5, seq0=10 * n, ts=T0 + n,
-                         extensions="permessage-deflate")  # fmt: skip
+                         extensions="permessage-deflate")
     assert any(isinstance(e, MessageSeen) and e.message.compressed for e in out)
     return out
 
@@ -124,11 +124,11 @@ def hand_made_events() -> list[Event]:
     directions, unusual numbers."""
     frame = Frame(True, False, False, False, 2, True, None, 3, b"\x82\x83", b"abc")  # masked, key unknown
     weird = Frame(True, False, False, False, 1, False, None, 2, b"\x81\x02", b"hi", text=True,
-                  message_no=7, fragment_index=0)  # fmt: skip
+                  message_no=7, fragment_index=0)
     truncated = Frame(True, False, False, False, 2, False, None, 5000, b"\x82\x7e\x13\x88",
-                      b"x" * 10, sha256="ab" * 32)  # fmt: skip
+                      b"x" * 10, sha256="ab" * 32)
     violating = Frame(True, False, False, False, 1, False, None, 1, b"\x81\x01", b"x", text=True,
-                      violations=(Violation("rule", "RFC 6455 §5.2", "server", "what"),))  # fmt: skip
+                      violations=(Violation("rule", "RFC 6455 §5.2", "server", "what"),))
     return [
         FrameSeen(1, 1, "c2s", 0.0, frame),
         FrameSeen(1, 2, "s2c", T0, weird, delivered=False),
@@ -226,11 +226,11 @@ def test_every_event_is_encoded_as_its_dict_form(helpers: str) -> None:
 def test_a_message_line_right_after_its_frame_line_reuses_nothing_wrong(helpers: str) -> None:
     # A one-frame message reuses its frame's payload JSON: only for the very same bytes object.
     text = Frame(True, False, False, False, 1, False, None, 2, b"\x81\x02", b"hi", text=True,
-                 message_no=1)  # fmt: skip
+                 message_no=1)
     text.message = Message(1, text.payload, 2, 2, 1)
     other = Message(2, b"hi", 2, 2, 1)  # same bytes value, binary: base64, not text
     for event in [FrameSeen(1, 1, "s2c", 1.0, text), MessageSeen(1, "s2c", 1.0, other, 1),
-                  FrameSeen(1, 2, "s2c", 1.0, text), MessageSeen(1, "s2c", 1.0, text.message, 1)]:  # fmt: skip
+                  FrameSeen(1, 2, "s2c", 1.0, text), MessageSeen(1, "s2c", 1.0, text.message, 1)]:
         assert json_line(event) == dumps(to_dict(event))
 
 
@@ -275,7 +275,7 @@ def golden_events() -> list[Event]:
         encode_frame(0, b"mented", mask_key=next(keys)),
         encode_frame(2, bytes(range(0, 256, 7)), mask_key=next(keys)),
         encode_frame(8, (1000).to_bytes(2, "big") + b"bye", mask_key=next(keys)),
-    ])  # fmt: skip
+    ])
     s2c = b"".join([
         encode_frame(1, "😀 ok".encode()),
         encode_frame(2, b"\xff\xfe\x00"),
@@ -283,7 +283,7 @@ def golden_events() -> list[Event]:
         encode_frame(2, b"y" * 300),
         encode_frame(10, b"pong"),
         encode_frame(8, (1000).to_bytes(2, "big")),
-    ])  # fmt: skip
+    ])
     events: list[Event] = [
         ConnectionOpened(1, T0, "127.0.0.1:5000", "/chat", "ws://127.0.0.1:9000",
                          (("Host", "x"), ("Cookie", "c=1")), 101, (("Upgrade", "websocket"),),
@@ -294,11 +294,11 @@ def golden_events() -> list[Event]:
     first = events[-1]
     assert isinstance(first, FrameSeen)
     events[-1] = FrameSeen(first.conn, first.seq, first.direction, first.ts, first.frame,
-                           delivered=False)  # fmt: skip
+                           delivered=False)
     c = zlib.compressobj(wbits=-15)
     body = (c.compress(b"compressed " * 20) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
     events += frames_for("s2c", encode_frame(1, body, rsv1=True), conn=2, ts=T0 + 1,
-                         extensions="permessage-deflate")  # fmt: skip
+                         extensions="permessage-deflate")
     events += [
         ConnectionClosed(1, T0 + 2, "client", "close-handshake", 1000, "bye", (1000, "bye"),
                          (1000, ""), 2.0, {"c2s": 6, "s2c": 6}, {"c2s": 90, "s2c": 350}),

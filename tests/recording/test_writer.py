@@ -174,7 +174,7 @@ async def test_message_with_a_note_keeps_it(tmp_path: Path) -> None:
     from wsinspect.wire.messages import Message
 
     event = MessageSeen(1, "s2c", 1.0, Message(1, b"", 9, 5, 1, compressed=True,
-                                               note="inflate error: invalid block"))  # fmt: skip
+                                               note="inflate error: invalid block"))
     path = tmp_path / "rec.jsonl"
     record(path, [event])
     assert lines(path)[1]["note"] == "inflate error: invalid block"
@@ -239,7 +239,7 @@ async def test_writer_thread_ends_with_the_recording(tmp_path: Path) -> None:
     assert len(list(read_events(str(path)))) == len(session())
 
 
-async def test_partial_writes_are_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+async def test_partial_writes_are_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write may take fewer bytes than asked (a signal, a nearly full disk): the rest
     follows, nothing is doubled or lost."""
     from wsinspect.recording import writer as module

@@ -45,7 +45,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def recording_proxy(upstream: str, record: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:  # fmt: skip
+def recording_proxy(upstream: str, record: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()  # (-q prints nothing, not even where it listens)
     proc = subprocess.Popen(
         [sys.executable, "-m", "wsinspect", "proxy", "-u", upstream, "-l", f"127.0.0.1:{port}",

@@ -21,7 +21,7 @@ def start_proxy(nursery: trio.Nursery) -> StartProxy:
     """``await start_proxy(upstream_url, **settings)`` → a running ``Proxy`` on a free port."""
 
     async def start(upstream: str, *, frames: bool = True, messages: bool = True,
-                    hooks: Hooks | None = None, **overrides: Any) -> Proxy:  # fmt: skip
+                    hooks: Hooks | None = None, **overrides: Any) -> Proxy:
         settings = dataclasses.replace(
             Settings(listen_port=0, upstream=Upstream.parse(upstream)), **overrides
         )

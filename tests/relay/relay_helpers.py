@@ -65,14 +65,14 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
 def upgrade_request(path: str = "/", host: str = "127.0.0.1", extra: str = "",
-                    key: str = KEY) -> bytes:  # fmt: skip
+                    key: str = KEY) -> bytes:
     return (
         f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     ).encode()
 
 
-async def raw_client(port: int, path: str = "/", extra: str = "") -> tuple[trio.SocketStream, bytes, bytes]:  # fmt: skip
+async def raw_client(port: int, path: str = "/", extra: str = "") -> tuple[trio.SocketStream, bytes, bytes]:
     """Connect and upgrade by hand: ``(stream, response head, bytes after the head)``."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     await stream.send_all(upgrade_request(path, extra=extra))
@@ -85,7 +85,7 @@ RawWsHandler = Callable[[trio.SocketStream, bytes, bytes], Awaitable[None]]
 
 
 async def start_raw_ws_server(nursery: trio.Nursery, handler: RawWsHandler,
-                              extra_headers: str = "") -> str:  # fmt: skip
+                              extra_headers: str = "") -> str:
     """A hand-written WebSocket server: answers the upgrade with a correct 101, then runs
     ``handler(stream, request head, bytes after the head)``; returns its ws:// URL."""
     from wsinspect.wire.handshake import accept_key

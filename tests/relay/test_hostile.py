@@ -135,7 +135,7 @@ async def relayed_pair(
     return proxy, client, up
 
 
-async def answering_upstream(nursery: trio.Nursery, answer: Callable[[trio.SocketStream], Awaitable[None]]) -> str:  # fmt: skip
+async def answering_upstream(nursery: trio.Nursery, answer: Callable[[trio.SocketStream], Awaitable[None]]) -> str:
     """A raw upstream that reads the request head, then runs ``answer(stream)``."""
 
     async def handler(stream: trio.SocketStream) -> None:
@@ -625,10 +625,10 @@ def _101_for(head: bytes, extra: bytes = b"", *, upgrade: bool = True) -> bytes:
     return (
         b"HTTP/1.1 101 Switching Protocols\r\n" + pair
         + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n".encode() + extra + b"\r\n"
-    )  # fmt: skip
+    )
 
 
-def upstream_answering(nursery: trio.Nursery, make: Callable[[bytes], bytes], then: str = "close") -> Awaitable[str]:  # fmt: skip
+def upstream_answering(nursery: trio.Nursery, make: Callable[[bytes], bytes], then: str = "close") -> Awaitable[str]:
     """A raw upstream that answers the proxy's request head with ``make(head)``, then closes
     (``then="close"``) or keeps the connection open and silent (``"hold"``)."""
 
@@ -725,7 +725,7 @@ async def test_an_endless_refusal_body_is_relayed_up_to_the_limit(
         assert_healthy(proxy)
 
 
-@pytest.mark.parametrize("informational", [b"100 Continue", b"103 Early Hints\r\nLink: </a>; rel=preload"])  # fmt: skip
+@pytest.mark.parametrize("informational", [b"100 Continue", b"103 Early Hints\r\nLink: </a>; rel=preload"])
 async def test_a_1xx_before_the_101_is_skipped(
     nursery: trio.Nursery, start_proxy: StartProxy, informational: bytes
 ) -> None:
@@ -942,7 +942,7 @@ async def test_after_hostile_connections_no_session_or_descriptor_is_left(
         await wait_no_sessions(proxy)
         baseline = open_fds()
 
-        for garbage in (b"\x16\x03\x01\x00\xf8", b"GET / HTTP/1.1\r\n", upgrade_request(extra="X: \x00\r\n")):  # fmt: skip
+        for garbage in (b"\x16\x03\x01\x00\xf8", b"GET / HTTP/1.1\r\n", upgrade_request(extra="X: \x00\r\n")):
             await exchange(proxy.port, garbage)
         for rst_after in (b"GET /", upgrade_request()):
             stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
@@ -1046,7 +1046,7 @@ async def test_a_tls_listener_drops_non_tls_input_without_error(
     nursery: trio.Nursery, start_proxy: StartProxy, server_cert: dict[str, str], data: bytes
 ) -> None:
     with trio.fail_after(5):
-        proxy = await start_proxy(await start_ws_server(nursery, echo), handshake_timeout=0.5, **server_cert)  # fmt: skip
+        proxy = await start_proxy(await start_ws_server(nursery, echo), handshake_timeout=0.5, **server_cert)
         stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
         with contextlib.suppress(trio.BrokenResourceError):
             if data:
@@ -1064,7 +1064,7 @@ async def test_a_stalled_tls_handshake_is_dropped_at_the_handshake_timeout(
     nursery: trio.Nursery, start_proxy: StartProxy, server_cert: dict[str, str]
 ) -> None:
     with trio.fail_after(5):
-        proxy = await start_proxy(await start_ws_server(nursery, echo), handshake_timeout=0.3, **server_cert)  # fmt: skip
+        proxy = await start_proxy(await start_ws_server(nursery, echo), handshake_timeout=0.3, **server_cert)
         stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
         await stream.send_all(b"\x16\x03\x01")  # the start of a record, then silence
         with contextlib.suppress(trio.BrokenResourceError):

@@ -50,7 +50,7 @@ def test_the_client_starts_the_close_handshake_and_the_server_ends_tcp() -> None
         (">>", lambda lc: lc.peer_ended(S2C, "fin")), ("<<", [SendFin(S2C), Grace(END_GRACE)]),
         (">>", lambda lc: lc.peer_ended(C2S, "fin")),
         ("<<", [SendFin(C2S), Grace(END_GRACE), TearDown(reset=False)]),
-    )  # fmt: skip
+    )
     assert lc.phase is Phase.TORN_DOWN and not lc.reset
     assert lc.outcome() == Outcome("client", "close-handshake", None, 1000, "bye", BYE, BYE)
 
@@ -64,7 +64,7 @@ def test_the_upstream_starts_the_close_handshake() -> None:
     outcome = lc.outcome()
     assert (outcome.initiator, outcome.how, outcome.code, outcome.reason) == (
         "upstream", "close-handshake", 1001, "going away",
-    )  # fmt: skip
+    )
     assert outcome.client_close == (1001, "") and outcome.upstream_close == (1001, "going away")
 
 
@@ -82,7 +82,7 @@ def test_an_unanswered_close_names_its_sender_and_says_how_the_other_side_ended(
         lc,
         (">>", lambda lc: lc.close_relayed(C2S, *BYE)), ("<<", []),
         (">>", lambda lc: lc.peer_ended(S2C, "fin")), ("<<", [SendFin(S2C), Grace(END_GRACE)]),
-    )  # fmt: skip
+    )
     outcome = lc.outcome()
     assert (outcome.initiator, outcome.how) == ("client", "fin")
     assert outcome.detail == "the upstream ended TCP (fin) without answering the close frame"
@@ -133,7 +133,7 @@ def test_the_proxy_closes_both_and_ends_tcp_once_both_replied() -> None:
         (">>", lambda lc: lc.proxy_close(4000, "maintenance")),
         ("<<", [SendClose(C2S, 4000, "maintenance"), SendClose(S2C, 4000, "maintenance"),
                 Deadline(CLOSE_TIMEOUT)]),
-    )  # fmt: skip
+    )
     assert lc.phase is Phase.PROXY_CLOSING and not lc.forwards
     lc.close_sent(C2S)
     lc.close_sent(S2C)
@@ -142,7 +142,7 @@ def test_the_proxy_closes_both_and_ends_tcp_once_both_replied() -> None:
         lc,
         (">>", lambda lc: lc.close_consumed(S2C, 4000, "")), ("<<", []),
         (">>", lambda lc: lc.close_consumed(C2S, 4000, "")), ("<<", [TearDown(reset=False)]),
-    )  # fmt: skip
+    )
     outcome = lc.outcome()
     assert (outcome.initiator, outcome.how, outcome.code) == ("proxy", "closed-by-proxy", None)
     assert outcome.client_close == (4000, "") and outcome.upstream_close == (4000, "")
@@ -202,7 +202,7 @@ def test_a_reply_racing_a_fin_sends_the_pending_close_to_the_other_peer_first() 
         (">>", lambda lc: lc.close_consumed(S2C, 1001, "")), ("<<", []),
         (">>", lambda lc: lc.peer_ended(S2C, "fin")),
         ("<<", [SendClose(S2C, 1001, "bye"), SendFin(S2C), Grace(END_GRACE)]),
-    )  # fmt: skip
+    )
     lc.close_sent(S2C)
     assert lc.close_consumed(C2S, 1001, "") == [TearDown(reset=False)]
 
@@ -244,12 +244,12 @@ def test_strict_closes_the_offender_with_its_code_and_the_other_side_with_1001()
             SendClose(S2C, 1002, "protocol violation"),
             Deadline(CLOSE_TIMEOUT),
         ]),
-    )  # fmt: skip
+    )
     assert lc.outcome().how == "strict"
     upstream = Lifecycle()
     commands = upstream.violation(S2C, 1007, "RFC 6455 §8.1", "invalid UTF-8")
     assert commands[1:3] == [SendClose(C2S, 1007, "protocol violation"),
-                             SendClose(S2C, 1001, "protocol violation")]  # fmt: skip
+                             SendClose(S2C, 1001, "protocol violation")]
 
 
 def test_a_blackhole_stops_forwarding_and_consumed_closes_are_not_replies() -> None:

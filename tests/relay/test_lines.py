@@ -28,7 +28,7 @@ from wsinspect.wire.inspector import Inspector
 if not LINES_AVAILABLE:
     if os.environ.get("WSINSPECT_REQUIRE_SPEEDUPS"):
         raise RuntimeError("wsinspect._speedups was not built (WSINSPECT_REQUIRE_SPEEDUPS is set)")
-    pytest.skip("wsinspect._speedups is not built (no C compiler at install)", allow_module_level=True)  # fmt: skip
+    pytest.skip("wsinspect._speedups is not built (no C compiler at install)", allow_module_level=True)
 
 from wsinspect.recording.format import dumps as _dumps
 from wsinspect.recording.format import to_dict
@@ -76,7 +76,7 @@ def python_lines(direction: str, chunks: list[bytes], **kw: int) -> list[str]:
     return out
 
 
-def tier_lines(direction: str, chunks: list[bytes], limit: int = 1 << 20, **kw: int) -> tuple[list[str], LineList]:  # fmt: skip
+def tier_lines(direction: str, chunks: list[bytes], limit: int = 1 << 20, **kw: int) -> tuple[list[str], LineList]:
     insp = Inspector(direction, **kw)  # type: ignore[arg-type]
     sink = LineList()
     traffic = Traffic(0.0)
@@ -101,9 +101,9 @@ KEY = b"\x37\xfa\x21\x3d"
 
 def common_frames(direction: str) -> bytes:
     key = KEY if direction == "c2s" else None
-    texts = ["hi", 'quote " and \\ back', "tab\tnew\nline\x00\x1f\x7f", "é ✓ 𝄞 \u2028", "x" * 125, "y" * 126, "z" * 70000]  # fmt: skip
+    texts = ["hi", 'quote " and \\ back', "tab\tnew\nline\x00\x1f\x7f", "é ✓ 𝄞 \u2028", "x" * 125, "y" * 126, "z" * 70000]
     out = b"".join(encode_frame(1, t.encode(), mask_key=key) for t in texts)
-    out += b"".join(encode_frame(2, bytes(range(n % 256)) * (n // 256 + 1), mask_key=key) for n in (0, 1, 2, 3, 200, 65536))  # fmt: skip
+    out += b"".join(encode_frame(2, bytes(range(n % 256)) * (n // 256 + 1), mask_key=key) for n in (0, 1, 2, 3, 200, 65536))
     return out
 
 
@@ -158,7 +158,7 @@ frame_specs = st.tuples(
     specs=st.lists(frame_specs, max_size=12),
     cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=6),
 )
-def test_any_frames_any_chunking_give_the_python_paths_lines(direction: str, specs: list, cuts: list[int]) -> None:  # fmt: skip
+def test_any_frames_any_chunking_give_the_python_paths_lines(direction: str, specs: list, cuts: list[int]) -> None:
     """Fragments, control frames, reserved opcodes, RSV bits, wrong mask bits, non-minimal
     lengths, invalid UTF-8 and close frames: the C pass stops before each one it does not take
     and the inspector says what it always said."""
@@ -210,7 +210,7 @@ def test_nothing_after_a_close_frame_goes_through_c() -> None:
     "payload",
     [b"\xc0\x80", b"\xe0\x80\x80", b"\xf0\x80\x80\x80", b"ok\xed\xa0\x80", b"\xf4\x90\x80\x80",
      b"\xe2\x82", b"\x80", b"\xf5\x80\x80\x80", b"abcdefgh\xff", b"\xc3\xa9" * 9 + b"\xc3"],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("direction", ["c2s", "s2c"])
 def test_invalid_utf8_text_is_left_to_the_inspector(direction: str, payload: bytes) -> None:
     """Overlong forms, surrogates, code points above U+10FFFF, cut sequences (RFC 3629)."""

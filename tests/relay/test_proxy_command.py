@@ -14,14 +14,14 @@ from websockets.trio.client import connect
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "wsinspect", "proxy", *args],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_help_lists_the_options() -> None:
     result = _run("--help")
     assert result.returncode == 0
     for flag in ("--listen", "--upstream", "--cert", "--upstream-ca", "--insecure", "--strict",
-                 "--websocket-only", "--log-format", "--quiet", "--capture-limit"):  # fmt: skip
+                 "--websocket-only", "--log-format", "--quiet", "--capture-limit"):
         assert flag in result.stdout
 
 
@@ -44,7 +44,7 @@ async def test_json_log_prints_one_event_object_per_line(nursery: trio.Nursery) 
         [sys.executable, "-m", "wsinspect", "proxy", "--listen", "127.0.0.1:0",
          "--upstream", upstream, "--log-format", "json"],
         stdout=subprocess.PIPE,
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     buf = b""
     lines: list[dict[str, object]] = []

@@ -206,8 +206,8 @@ async def test_a_connection_that_always_has_data_does_not_starve_another(
     flood_port = flood_listener.getsockname()[1]
     procs: list[trio.Process] = []
     with trio.fail_after(60):
-        flooded: Proxy = await start_proxy(f"ws://127.0.0.1:{flood_port}", frames=False, messages=False)  # fmt: skip
-        other = await start_proxy(await start_raw_ws_server(nursery, echo_one), frames=False, messages=False)  # fmt: skip
+        flooded: Proxy = await start_proxy(f"ws://127.0.0.1:{flood_port}", frames=False, messages=False)
+        other = await start_proxy(await start_raw_ws_server(nursery, echo_one), frames=False, messages=False)
         csock = await trio.to_thread.run_sync(
             lambda: socket.create_connection(("127.0.0.1", flooded.port))
         )
@@ -217,16 +217,16 @@ async def test_a_connection_that_always_has_data_does_not_starve_another(
         while b"\r\n\r\n" not in head:
             head += await trio.to_thread.run_sync(up.recv, 4096)
         key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:"))  # fmt: skip
+                   if line.lower().startswith(b"sec-websocket-key:"))
         up.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                   + accept_key(key.decode()).encode() + b"\r\n\r\n")  # fmt: skip
+                   + accept_key(key.decode()).encode() + b"\r\n\r\n")
         frame = encode_frame(2, b"f" * 14).hex()
         try:
             for script, sock, args in ((DRAIN, csock, []), (FLOOD, up, [str(64 << 20), frame])):
                 procs.append(await trio.lowlevel.open_process(
                     [sys.executable, "-c", script, str(sock.fileno()), *args], pass_fds=[sock.fileno()],
-                ))  # fmt: skip
+                ))
             writer = procs[1]
 
             def relayed() -> int:

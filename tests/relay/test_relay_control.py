@@ -157,7 +157,7 @@ async def test_a_frame_stage_can_drop_and_duplicate_whole_frames(
 
     with trio.fail_after(10):
         proxy = await start_proxy(await start_raw_ws_server(nursery, server),
-                                  hooks=Hooks(session_hooks=[attach]))  # fmt: skip
+                                  hooks=Hooks(session_hooks=[attach]))
         client, _, _ = await raw_client(proxy.port)
         await attached.wait()  # the hook runs once the session starts
         await client.send_all(a + b + c)
@@ -182,7 +182,7 @@ async def test_a_handshake_gate_refuses_before_the_upstream_is_contacted(
 
     with trio.fail_after(10):
         proxy = await start_proxy(await start_raw_ws_server(nursery, server),
-                                  hooks=Hooks(gates=[gate]))  # fmt: skip
+                                  hooks=Hooks(gates=[gate]))
         stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
         await stream.send_all(upgrade_request(extra="Origin: https://evil.test\r\n"))
         answer = await read_to_eof(stream)
@@ -255,10 +255,10 @@ def _thread_upstream_answering_close_with_fin() -> tuple[int, Callable[[], None]
                     data += conn.recv(4096)
                 head, _, rest = data.partition(b"\r\n\r\n")
                 key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"sec-websocket-key:"))  # fmt: skip
+                           if line.lower().startswith(b"sec-websocket-key:"))
                 conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                              b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                             + accept_key(key.decode()).encode() + b"\r\n\r\n")  # fmt: skip
+                             + accept_key(key.decode()).encode() + b"\r\n\r\n")
                 parser = FrameParser()
                 frames = parser.feed(rest)
                 while not any(f.opcode == 8 for f in frames):
@@ -292,7 +292,7 @@ async def test_a_proxy_close_reaches_the_client_even_when_the_upstream_answers_w
                         frames += parser.feed(chunk)
                     if frames:  # answer like a real client, so the proxy need not wait
                         with contextlib.suppress(trio.BrokenResourceError):
-                            await stream.send_all(encode_frame(8, (4000).to_bytes(2, "big"), mask_key=MASK))  # fmt: skip
+                            await stream.send_all(encode_frame(8, (4000).to_bytes(2, "big"), mask_key=MASK))
                     frames += parser.feed(await read_to_eof(stream))
                 # The client is owed the close frame; a bare FIN would read as 1006.
                 assert [(f.opcode, f.close_code) for f in frames] == [(8, 4000)], conn

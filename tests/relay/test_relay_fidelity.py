@@ -34,7 +34,7 @@ def _client_bytes() -> bytes:
         encode_frame(2, b"rsv", rsv2=True, rsv3=True, mask_key=K1),
         encode_frame(0x3, b"reserved-opcode", mask_key=K2),
         nonminimal,
-    ])  # fmt: skip
+    ])
 
 
 async def test_client_frames_reach_upstream_byte_for_byte(
@@ -79,7 +79,7 @@ async def test_server_frames_reach_client_byte_for_byte(
         encode_frame(1, b"rsv1", rsv1=True),
         encode_frame(0xB, b""),  # reserved control opcode
         encode_frame(2, b"masked-by-server", mask_key=K2),  # a §5.1 violation, passed on
-    ])  # fmt: skip
+    ])
 
     async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
         await stream.send_all(sent)

@@ -55,7 +55,7 @@ async def _unused_upstream(nursery: trio.Nursery) -> str:
         (upgrade_request().replace(b"Version: 13", b"Version: 8"), 426, b"Sec-WebSocket-Version"),
     ],
     ids=["post", "no-key", "short-key", "no-connection-upgrade", "garbage", "version-8"],
-)  # fmt: skip
+)
 async def test_bad_upgrade_requests_get_the_right_status(
     nursery: trio.Nursery, start_proxy: StartProxy, request_bytes: bytes, status: int, reason: bytes
 ) -> None:
@@ -214,7 +214,7 @@ async def test_client_headers_reach_upstream_in_order_with_host_and_path_prefix(
         assert lines[1] == f"Host: 127.0.0.1:{upstream_port}"
         end_to_end = [line for line in lines[1:] if line.split(":")[0] in (
             "Cookie", "Authorization", "Origin", "User-Agent", "X-Custom",
-            "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions")]  # fmt: skip
+            "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions")]
         assert end_to_end == extra.strip().split("\r\n")
         key_line = next(line for line in lines if line.startswith("Sec-WebSocket-Key"))
         assert KEY not in key_line  # a fresh key upstream
@@ -249,7 +249,7 @@ async def test_subprotocol_negotiation_works_with_a_real_client_and_server(
         upstream = await start_ws_server(nursery, echo, subprotocols=["v2.chat"], compression=None)
         proxy = await start_proxy(upstream)
         async with connect(proxy.url(), proxy=None, subprotocols=["v1.chat", "v2.chat"],
-                           compression=None) as ws:  # fmt: skip
+                           compression=None) as ws:
             assert ws.subprotocol == "v2.chat"
 
 

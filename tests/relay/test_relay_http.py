@@ -32,7 +32,7 @@ async def _http_server(nursery: trio.Nursery, seen: list[h11.Request], bodies: l
         bodies.append(body)
         request = seen[-1]
         await stream.send_all(conn.send(h11.Response(status_code=200, headers=[
-            ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"), ("X-Up", "yes")])))  # fmt: skip
+            ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"), ("X-Up", "yes")])))
         for part in (b"page for ", request.target):
             await stream.send_all(conn.send(h11.Data(data=part)))
         await stream.send_all(conn.send(h11.EndOfMessage()))
@@ -89,7 +89,7 @@ async def test_websocket_only_answers_plain_http_400(nursery: trio.Nursery, star
         assert (await proxy.sink.wait_for(HttpExchange)).status == 400
 
 
-async def test_connect_is_refused_405_and_never_reaches_the_upstream(nursery: trio.Nursery, start_proxy: StartProxy) -> None:  # fmt: skip
+async def test_connect_is_refused_405_and_never_reaches_the_upstream(nursery: trio.Nursery, start_proxy: StartProxy) -> None:
     seen: list[h11.Request] = []
     with trio.fail_after(10):
         upstream = await _http_server(nursery, seen, [])
@@ -107,7 +107,7 @@ async def test_connect_is_refused_405_and_never_reaches_the_upstream(nursery: tr
 async def test_websockets_still_pass_with_websocket_only(nursery: trio.Nursery, start_proxy: StartProxy) -> None:
     with trio.fail_after(10):
         proxy = await start_proxy(await start_ws_server(nursery, echo, compression=None),
-                                  websocket_only=True)  # fmt: skip
+                                  websocket_only=True)
         async with connect(proxy.url(), proxy=None, compression=None) as ws:
             await ws.send("ok")
             assert await ws.recv() == "ok"

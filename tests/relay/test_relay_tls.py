@@ -84,6 +84,6 @@ async def test_listening_with_tls_serves_wss_clients(
         upstream = await start_ws_server(nursery, echo, compression=None)
         proxy = await start_proxy(upstream, cert=str(cert_file), key=str(key_file))
         async with connect(proxy.url(scheme="wss"), ssl=client_ctx, proxy=None,
-                           compression=None) as ws:  # fmt: skip
+                           compression=None) as ws:
             await ws.send("secure hop")
             assert await ws.recv() == "secure hop"

@@ -351,7 +351,7 @@ async def test_view_opens_a_chrome_har_file(tmp_path: Path) -> None:
                 }
             ],
         }
-    }  # fmt: skip
+    }
     path = tmp_path / "devtools.har"
     path.write_text(json.dumps(har))
     recording = read_recording(str(path))

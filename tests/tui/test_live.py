@@ -34,7 +34,7 @@ async def test_live_traffic_through_the_guest_relay_appears_and_quitting_stops_i
     async with asyncio.timeout(30), websockets.serve(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         settings = Settings(listen_port=0, upstream=Upstream.parse(f"ws://127.0.0.1:{port}"),
-                            record=str(record))  # fmt: skip
+                            record=str(record))
         app = build_live_app(settings, max_frames=1000)
         bridge = app.ui.bridge
         assert bridge is not None

@@ -29,7 +29,7 @@ class Session:
         self.inspectors = {"c2s": Inspector("c2s"), "s2c": Inspector("s2c")}
 
     def frame(self, direction: str, ts: float, opcode: int, payload: bytes, *, fin: bool = True,
-              delivered: bool = True, violation: Violation | None = None, rsv1: bool = False) -> None:  # fmt: skip
+              delivered: bool = True, violation: Violation | None = None, rsv1: bool = False) -> None:
         key = KEY if direction == "c2s" else None
         data = encode_frame(opcode, payload, fin=fin, mask_key=key, rsv1=rsv1)
         for f in self.inspectors[direction].feed(data):
@@ -45,12 +45,12 @@ def sample_events() -> list[Event]:
     out: list[Event] = []
     req = (("Host", "127.0.0.1:8080"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
-           ("Sec-WebSocket-Protocol", "chat"))  # fmt: skip
+           ("Sec-WebSocket-Protocol", "chat"))
     resp = (("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-            ("Sec-WebSocket-Protocol", "chat"))  # fmt: skip
+            ("Sec-WebSocket-Protocol", "chat"))
     out.append(ConnectionOpened(1, T0, "127.0.0.1:50001", "/chat", "ws://127.0.0.1:9000/chat",
-                                req, 101, resp, subprotocol="chat"))  # fmt: skip
+                                req, 101, resp, subprotocol="chat"))
     s1 = Session(1, out)
     s1.frame("c2s", T0 + 0.101, 1, b"hello")
     s1.frame("s2c", T0 + 0.102, 1, b"hello")
@@ -65,14 +65,14 @@ def sample_events() -> list[Event]:
     s1.frame("s2c", T0 + 0.611, 1, b"dropped by a fault", delivered=False)
     s1.frame("c2s", T0 + 0.712, 1, b"\xff\xfe not utf-8",
              violation=Violation("invalid-utf8", "RFC 6455 §8.1", "client",
-                                 "text frame payload is not valid UTF-8", 1007))  # fmt: skip
+                                 "text frame payload is not valid UTF-8", 1007))
     s1.frame("c2s", T0 + 0.813, 8, (1000).to_bytes(2, "big") + b"bye")
     s1.frame("s2c", T0 + 0.814, 8, (1000).to_bytes(2, "big") + b"bye")
     out.append(ConnectionClosed(1, T0 + 0.815, "client", "close-handshake", 1000, "bye",
                                 (1000, "bye"), (1000, "bye"), 0.815,
-                                {"c2s": 9, "s2c": 5}, {"c2s": 120, "s2c": 60}))  # fmt: skip
+                                {"c2s": 9, "s2c": 5}, {"c2s": 120, "s2c": 60}))
     out.append(ConnectionOpened(2, T0 + 1.0, "127.0.0.1:50002", "/feed", "ws://127.0.0.1:9000/feed",
-                                req[:5], 101, resp[:3]))  # fmt: skip
+                                req[:5], 101, resp[:3]))
     s2 = Session(2, out)
     for i in range(30):
         s2.frame("s2c", T0 + 1.1 + i * 0.01, 1, f'{{"tick":{i},"price":{100 + i}.5}}'.encode())

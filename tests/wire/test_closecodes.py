@@ -15,7 +15,7 @@ from wsinspect.wire.closecodes import close_code_meaning, is_valid_close_code
     [(1000, "normal closure"), (1001, "going away"), (1009, "message too big"),
      (3001, "registered (library/framework)"), (4000, "application-defined"), (999, "invalid"),
      (None, "no status code")],
-)  # fmt: skip
+)
 def test_close_codes_have_a_meaning(code: int | None, meaning: str) -> None:
     assert close_code_meaning(code) == meaning
 

@@ -155,13 +155,13 @@ def test_client_101_is_the_bytes_h11_writes_for_the_upstream_answer(
     headers = [
         (n.encode("latin-1"), (accept_key("dGhlIHNhbXBsZSBub25jZQ==") if n.lower() == "sec-websocket-accept" else v).encode("latin-1"))
         for n, v in answer.headers
-    ]  # fmt: skip
+    ]
     expected = reference.send(
         h11.InformationalResponse(
             status_code=101, headers=headers,
             reason=answer.reason.encode("latin-1") or b"Switching Protocols",
         )
-    )  # fmt: skip
+    )
     assert hs.accept(answer) == expected
 
 
@@ -169,7 +169,7 @@ def test_upstream_101_with_a_wrong_accept_is_502() -> None:
     up = UpstreamHandshake()
     with pytest.raises(HandshakeError) as info:
         up.feed(b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: bogus\r\n\r\n")  # fmt: skip
+                b"Sec-WebSocket-Accept: bogus\r\n\r\n")
     assert info.value.refusal.status == 502
 
 

@@ -76,7 +76,7 @@ def test_custom_headers_go_first_in_order_without_framing_or_hop_by_hop_ones() -
         426, "speak 13",
         (("Sec-WebSocket-Version", "13"), ("Content-Length", "999"), ("Connection", "keep-alive"),
          ("Transfer-Encoding", "chunked"), ("X-Trace", "a1")),
-    )  # fmt: skip
+    )
     lines, _ = _head_and_body(refusal.response())
     assert lines[1:] == [
         "Sec-WebSocket-Version: 13",
@@ -100,7 +100,7 @@ def test_a_request_that_never_completed_is_still_answered() -> None:
     hs = ClientHandshake(max_header_size=64)
     with pytest.raises(HandshakeError) as info:
         hs.feed(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 200)
-    assert hs.refuse(info.value.refusal).startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")  # fmt: skip
+    assert hs.refuse(info.value.refusal).startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
 
 
 def test_a_handshake_error_carries_its_refusal_by_the_proxy() -> None:
@@ -110,7 +110,7 @@ def test_a_handshake_error_carries_its_refusal_by_the_proxy() -> None:
     with pytest.raises(HandshakeError) as info:
         validate_upgrade(request)
     refusal = info.value.refusal
-    assert (refusal.status, refusal.by, refusal.headers) == (426, "proxy", (("Sec-WebSocket-Version", "13"),))  # fmt: skip
+    assert (refusal.status, refusal.by, refusal.headers) == (426, "proxy", (("Sec-WebSocket-Version", "13"),))
     assert str(info.value) == refusal.reason
 
 
@@ -119,7 +119,7 @@ def test_an_upstream_4xx_is_a_refusal_by_the_upstream_relayed_as_is() -> None:
         b"HTTP/1.1 401 Who Are You\r\nWWW-Authenticate: Bearer\r\nContent-Length: 5\r\n"
         b"Connection: keep-alive\r\n\r\nlogin"
     )
-    assert (refusal.status, refusal.phrase, refusal.by, refusal.complete) == (401, "Who Are You", "upstream", True)  # fmt: skip
+    assert (refusal.status, refusal.phrase, refusal.by, refusal.complete) == (401, "Who Are You", "upstream", True)
     assert refusal.reason == "upstream answered 401 Who Are You"
     assert refusal.body == b"login"
     assert refusal.response() == (
@@ -129,7 +129,7 @@ def test_an_upstream_4xx_is_a_refusal_by_the_upstream_relayed_as_is() -> None:
 
 
 def test_an_upstream_5xx_without_a_phrase_gets_the_standard_one() -> None:
-    refusal = _upstream_refusal(b"HTTP/1.1 503 \r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbusy\r\n0\r\n\r\n")  # fmt: skip
+    refusal = _upstream_refusal(b"HTTP/1.1 503 \r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbusy\r\n0\r\n\r\n")
     assert refusal.reason == "upstream answered 503"
     lines, body = _head_and_body(refusal.response())
     assert lines == ["HTTP/1.1 503 Service Unavailable", "Content-Length: 4", "Connection: close"]

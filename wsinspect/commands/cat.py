@@ -22,18 +22,18 @@ OPCODES = ("text", "binary", "ping", "pong", "close", "cont")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a wsinspect recording (.jsonl) or a HAR")
     parser.add_argument("--conn", type=int, metavar="N", action="append",
-                        help="only connection N (repeatable)")  # fmt: skip
+                        help="only connection N (repeatable)")
     parser.add_argument("--dir", choices=("c2s", "s2c"), help="only one direction")
     parser.add_argument("--opcode", choices=OPCODES, action="append",
-                        help="only frames/messages with this opcode (repeatable)")  # fmt: skip
+                        help="only frames/messages with this opcode (repeatable)")
     parser.add_argument("--grep", metavar="REGEX",
-                        help="only events whose line or full payload matches REGEX")  # fmt: skip
+                        help="only events whose line or full payload matches REGEX")
     parser.add_argument("--messages", action="store_true",
-                        help="print one line per data message instead of one per frame")  # fmt: skip
+                        help="print one line per data message instead of one per frame")
     parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="text lines (default) or the recorded JSON objects")  # fmt: skip
+                        help="text lines (default) or the recorded JSON objects")
     parser.add_argument("--width", type=int, default=80, metavar="N",
-                        help="characters of payload preview per line (default: 80)")  # fmt: skip
+                        help="characters of payload preview per line (default: 80)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ def _conn(text: str) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control", metavar="PATH", required=True,
-                        help="the proxy's control socket (its --control PATH)")  # fmt: skip
+                        help="the proxy's control socket (its --control PATH)")
     parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("list", help="open connections, their traffic and faults")
@@ -101,7 +101,7 @@ def request(path: str, req: dict[str, Any], *, timeout: float = TIMEOUT) -> Any:
             sock.connect(path)
         except OSError as exc:
             raise CtlError(f"cannot reach the proxy at {path}: {exc.strerror or exc} "
-                           "(is it running with --control?)") from None  # fmt: skip
+                           "(is it running with --control?)") from None
         sock.sendall(json.dumps(req).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
@@ -132,7 +132,7 @@ def _show_list(conns: list[dict[str, Any]], faults: dict[str, Any]) -> str:
         line = (f"#{c['conn']} {c.get('client', '')} {c.get('path', '')} "
                 f"open {now - c.get('opened', now):.1f}s "
                 f"frames →{f.get('c2s', 0)} ←{f.get('s2c', 0)} "
-                f"bytes →{format_bytes(b.get('c2s', 0))} ←{format_bytes(b.get('s2c', 0))}")  # fmt: skip
+                f"bytes →{format_bytes(b.get('c2s', 0))} ←{format_bytes(b.get('s2c', 0))}")
         if c.get("tier"):
             line += f" tier {c['tier']}"
         if c.get("blackholed"):

@@ -26,9 +26,9 @@ __all__ = ["configure", "run"]
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", "-p", type=int, default=8000, metavar="N",
                         help="port of the demo web page and echo server on 127.0.0.1 "
-                        "(default: 8000; 0 picks a free one)")  # fmt: skip
+                        "(default: 8000; 0 picks a free one)")
     parser.add_argument("--no-tui", action="store_true",
-                        help="log to stdout instead of running the terminal UI")  # fmt: skip
+                        help="log to stdout instead of running the terminal UI")
     add_proxy_arguments(parser, upstream_required=False)
     add_ui_arguments(parser)
 
@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.upstream:
         print("wsinspect demo: error: the demo is its own upstream; use 'wsinspect proxy' "
-              "or 'wsinspect tui' for --upstream", file=sys.stderr)  # fmt: skip
+              "or 'wsinspect tui' for --upstream", file=sys.stderr)
         return 2
     try:
         settings = settings_from_args(args)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         urls.append(demo.url)
         app.ui.banner = demo_banner(demo)
         app.notify(f"Open {demo.url} in a browser; its WebSocket goes through {demo.ws_url}.",
-                   title="wsinspect demo", timeout=30)  # fmt: skip
+                   title="wsinspect demo", timeout=30)
 
     async def starter(hub: Hub, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         await run_demo(settings, hub, "127.0.0.1", args.port, on_ready=ready, task_status=task_status)
@@ -84,7 +84,7 @@ def _headless(settings: Any, page_port: int) -> int:
 
     def ready(demo: DemoServer, relay: Any) -> None:
         print(f"wsinspect demo: open {demo.url} in a browser "
-              f"(its WebSocket goes through the proxy at {demo.ws_url})", flush=True)  # fmt: skip
+              f"(its WebSocket goes through the proxy at {demo.ws_url})", flush=True)
 
     # run_headless owns the recording (checked before listening, closed on SIGTERM too).
     demo = partial(run_demo, replace(settings, record=None), page_port=page_port, on_ready=ready)

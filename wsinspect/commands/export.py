@@ -24,9 +24,9 @@ __all__ = ["configure", "run"]
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a wsinspect recording (.jsonl) or a HAR")
     parser.add_argument("--format", "-f", choices=("har", "pcap"),
-                        help="output format (default: from the -o file's extension)")  # fmt: skip
+                        help="output format (default: from the -o file's extension)")
     parser.add_argument("--output", "-o", metavar="OUT", required=True,
-                        help="file to write ('-' for stdout)")  # fmt: skip
+                        help="file to write ('-' for stdout)")
 
 
 def run(args: argparse.Namespace) -> int:

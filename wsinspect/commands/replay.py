@@ -47,29 +47,29 @@ DROPPED_HEADERS = frozenset({
     "host", "connection", "upgrade", "keep-alive", "te", "trailer", "transfer-encoding",
     "proxy-connection", "proxy-authenticate", "proxy-authorization", "content-length",
     "sec-websocket-key", "sec-websocket-version", "sec-websocket-accept",
-})  # fmt: skip
+})
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a wsinspect recording (.jsonl) or a HAR")
     parser.add_argument("--upstream", "-u", metavar="URL", required=True,
-                        help="the server to replay against: ws://host:port[/prefix] or wss://...")  # fmt: skip
+                        help="the server to replay against: ws://host:port[/prefix] or wss://...")
     parser.add_argument("--conn", type=int, metavar="N",
-                        help="which recorded connection to replay (default: the first)")  # fmt: skip
+                        help="which recorded connection to replay (default: the first)")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, default=1.0, metavar="FACTOR",
-                      help="replay this many times faster than recorded (default: 1)")  # fmt: skip
+                      help="replay this many times faster than recorded (default: 1)")
     pace.add_argument("--fast", action="store_true", help="send without waiting between frames")
     parser.add_argument("--diff", action="store_true",
-                        help="compare the server's messages with the recorded ones; exit 1 on a difference")  # fmt: skip
+                        help="compare the server's messages with the recorded ones; exit 1 on a difference")
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
-                        help="give up waiting for the server after this long silent (default: 5)")  # fmt: skip
+                        help="give up waiting for the server after this long silent (default: 5)")
     parser.add_argument("--record", "-w", metavar="FILE", help="record the replayed session")
     parser.add_argument("--no-redact", dest="redact", action="store_false",
-                        help="keep credential header values in --record")  # fmt: skip
+                        help="keep credential header values in --record")
     parser.add_argument("--upstream-ca", metavar="FILE", help="extra CA bundle (PEM) for wss://")
     parser.add_argument("--insecure", "-k", action="store_true",
-                        help="do not verify the server's TLS certificate")  # fmt: skip
+                        help="do not verify the server's TLS certificate")
     parser.add_argument("--quiet", "-q", action="store_true", help="print no frames, only the diff")
 
 
@@ -158,10 +158,10 @@ def diff_messages(recorded: list[Message], replayed: list[Message], *, limit: in
         if a.opcode == b.opcode and a.length == b.length and same_prefix:
             continue
         lines = [f"server message {i} differs:", f"  recorded: {_describe(a)}",
-                 f"  replayed: {_describe(b)}"]  # fmt: skip
+                 f"  replayed: {_describe(b)}"]
         if a.opcode == b.opcode and not same_prefix:
             at = next((j for j, (x, y) in enumerate(zip(a.payload, b.payload, strict=False)) if x != y),
-                      min(len(a.payload), len(b.payload)))  # fmt: skip
+                      min(len(a.payload), len(b.payload)))
             lines.append(f"  first difference at byte {at}")
         out.append("\n".join(lines))
         if len(out) >= limit:
@@ -174,7 +174,7 @@ def diff_messages(recorded: list[Message], replayed: list[Message], *, limit: in
         else:
             what = f"extra server message {n + 1}: {_describe(replayed[n])}"
         out.append(f"the recording has {len(recorded)} server messages, the replay got "
-                   f"{len(replayed)}: {what}")  # fmt: skip
+                   f"{len(replayed)}: {what}")
     return out
 
 
@@ -194,7 +194,7 @@ class _State:
 
 async def replay(plan: ReplayPlan, url: str, hub: Hub, *, speed: float = 1.0,
                  patience: float = 5.0, ca: str | None = None, insecure: bool = False,
-                 progress: trio.MemorySendChannel[int] | None = None) -> list[Message]:  # fmt: skip
+                 progress: trio.MemorySendChannel[int] | None = None) -> list[Message]:
     """Replay ``plan`` against ``url`` (the upstream base URL; the recorded path is appended),
     publishing every frame both ways to ``hub``; return the server's data messages.
     ``patience`` bounds every wait on the server (handshake, answers, closing).
@@ -218,7 +218,7 @@ async def replay(plan: ReplayPlan, url: str, hub: Hub, *, speed: float = 1.0,
     hub.publish(ConnectionOpened(
         conn_id, start_wall, "replay", plan.opened.path, target,
         tuple(plan.headers()), 101, ws.answer.headers, ws.answer.subprotocol, ws.answer.extensions,
-    ))  # fmt: skip
+    ))
     st = _State(last_rx=trio.current_time())
     rx = Inspector("s2c", extensions=ws.answer.extensions)
     tx = Inspector("c2s", extensions=ws.answer.extensions)
@@ -263,7 +263,7 @@ async def replay(plan: ReplayPlan, url: str, hub: Hub, *, speed: float = 1.0,
                             st.sent_close = True
                             body = f.payload[:2] if f.close_code is not None else b""
                             with contextlib.suppress(trio.BrokenResourceError,
-                                                     trio.ClosedResourceError):  # fmt: skip
+                                                     trio.ClosedResourceError):
                                 await send(encode_frame(8, body, mask_key=os.urandom(4)))
             try:
                 data = bytes(await ws.stream.receive_some(65536))
@@ -299,13 +299,13 @@ async def replay(plan: ReplayPlan, url: str, hub: Hub, *, speed: float = 1.0,
             if len(payload) < f.length:
                 print(f"wsinspect replay: warning: frame {event.seq} was recorded only up to the "
                       f"capture limit; {f.length - len(payload)} zero bytes sent in place of the rest",
-                      file=sys.stderr)  # fmt: skip
+                      file=sys.stderr)
                 payload += bytes(f.length - len(payload))
             key = os.urandom(4) if f.masked else None
             if f.opcode == 8:
                 st.sent_close = True
             await send(encode_frame(f.opcode, payload, fin=f.fin, rsv1=f.rsv1, rsv2=f.rsv2,
-                                    rsv3=f.rsv3, mask_key=key))  # fmt: skip
+                                    rsv3=f.rsv3, mask_key=key))
             if progress is not None:
                 progress.send_nowait(n)
 
@@ -346,7 +346,7 @@ async def replay(plan: ReplayPlan, url: str, hub: Hub, *, speed: float = 1.0,
         conn_id, now, st.initiator, how, first[0] if first else code, first[1] if first else None,
         st.closes.get("client"), st.closes.get("upstream"), now - start_wall, dict(st.frames),
         dict(st.bytes),
-    ))  # fmt: skip
+    ))
     return st.messages
 
 
@@ -372,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.upstream.startswith(("ws://", "wss://")):
         print(f"wsinspect replay: --upstream {args.upstream!r}: the scheme must be ws:// or wss://",
-              file=sys.stderr)  # fmt: skip
+              file=sys.stderr)
         return 2
     if not args.fast and args.speed <= 0:
         print("wsinspect replay: --speed must be positive", file=sys.stderr)
@@ -385,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if plan.conns > 1 and args.conn is None:
         print(f"wsinspect replay: replaying connection #{plan.opened.conn} "
-              f"(the recording has {plan.conns}; choose with --conn)", file=sys.stderr)  # fmt: skip
+              f"(the recording has {plan.conns}; choose with --conn)", file=sys.stderr)
     hub = Hub()
     if not args.quiet:
         hub.subscribe(_Printer())
@@ -393,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         try:
             recorder = Recorder.create(args.record, redact=args.redact, hub=hub,
-                                       options={"replay_of": args.file, "upstream": args.upstream})  # fmt: skip
+                                       options={"replay_of": args.file, "upstream": args.upstream})
         except ConfigError as exc:
             print(f"wsinspect replay: {exc}", file=sys.stderr)
             return 2
@@ -420,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     return await replay(plan, args.upstream, hub, speed=speed, patience=args.timeout,
                                         ca=args.upstream_ca, insecure=args.insecure,
-                                        progress=send_progress if show_bar else None)  # fmt: skip
+                                        progress=send_progress if show_bar else None)
                 except ReplayError as exc:
                     return exc  # returned, not raised: the nursery would wrap it in a group
                 finally:

@@ -20,7 +20,7 @@ __all__ = ["configure", "run"]
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a wsinspect recording (.jsonl) or a HAR")
     parser.add_argument("--conn", type=int, metavar="N", action="append",
-                        help="only connection N (repeatable)")  # fmt: skip
+                        help="only connection N (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 

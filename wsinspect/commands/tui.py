@@ -33,7 +33,7 @@ def add_ui_arguments(parser: argparse.ArgumentParser, default: int = DEFAULT_UI_
     parser.add_argument(
         "--ui-max-frames", metavar="N", type=_positive_int, default=default,
         help=f"frames the UI keeps in memory; older ones are dropped from view (default: {default})",
-    )  # fmt: skip
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -95,7 +95,7 @@ def accept_deflate(offer: str | None) -> str | None:
     for name, params in offers:
         keys = [key for key, _ in params]
         if (name == "permessage-deflate" and len(set(keys)) == len(keys)
-                and set(keys) <= _ECHOABLE_DEFLATE_PARAMS):  # fmt: skip
+                and set(keys) <= _ECHOABLE_DEFLATE_PARAMS):
             return "permessage-deflate"
     return None
 
@@ -152,7 +152,7 @@ async def _handle(stream: trio.SocketStream, server: DemoServer) -> None:
             ]
             # The offer may come in several header lines (RFC 6455 §9.1): one list.
             offer = ", ".join(v.decode("latin-1") for n, v in event.headers
-                              if n.lower() == b"sec-websocket-extensions")  # fmt: skip
+                              if n.lower() == b"sec-websocket-extensions")
             deflate = accept_deflate(offer)
             if deflate is not None:
                 answer.append(("Sec-WebSocket-Extensions", deflate))
@@ -188,7 +188,7 @@ async def _handle_safely(stream: trio.SocketStream, server: DemoServer) -> None:
 
 
 async def serve_demo(host: str = "127.0.0.1", port: int = 0, *,
-                     task_status: trio.TaskStatus[DemoServer] = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
+                     task_status: trio.TaskStatus[DemoServer] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the page and the echo endpoint on ``host:port`` until cancelled; hands the
     ``DemoServer`` (with the bound port) to ``task_status.started``."""
     listeners = await trio.open_tcp_listeners(port, host=host)

@@ -37,7 +37,7 @@ __all__ = ["har_events", "looks_like_har", "write_har"]
 
 _STATUS_TEXT = {101: "Switching Protocols", 400: "Bad Request", 403: "Forbidden",
                 426: "Upgrade Required", 431: "Request Header Fields Too Large",
-                502: "Bad Gateway", 504: "Gateway Timeout"}  # fmt: skip
+                502: "Bad Gateway", 504: "Gateway Timeout"}
 
 
 def _iso(ts: float) -> str:
@@ -194,7 +194,7 @@ def _entry(conn_id: int, c: _Conn) -> dict[str, Any] | None:
     if c.close is not None:
         cl = c.close
         entry["_wsinspect"]["close"] = {"initiator": cl.initiator, "how": cl.how,
-                                        "code": cl.code, "reason": cl.reason}  # fmt: skip
+                                        "code": cl.code, "reason": cl.reason}
     return entry
 
 
@@ -287,7 +287,7 @@ def _entry_events(conn: int, entry: dict[str, Any]) -> list[Event]:
             fin=True, rsv1=False, rsv2=False, rsv3=False, opcode=opcode,
             masked=direction == "c2s", mask_key=None, length=length, header=b"",
             payload=payload, message_no=message_no, text=opcode in (1, 9, 10),
-        )  # fmt: skip
+        )
         out.append(FrameSeen(conn, seq, direction, when, frame))
         if opcode < 8:
             message = Message(opcode, payload, length, length, 1, truncated=length > len(payload))

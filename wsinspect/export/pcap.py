@@ -120,7 +120,7 @@ class PcapWriter:
         tcp = tcp[:16] + struct.pack("!H", csum) + tcp[18:]
         total = 20 + len(tcp) + len(payload)
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, self.packets & 0xFFFF, 0x4000, 64, 6,
-                         0, src, dst)  # fmt: skip
+                         0, src, dst)
         ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
         frame = dmac + smac + b"\x08\x00" + ip + tcp
         length = len(frame) + len(payload)
@@ -214,7 +214,7 @@ def frame_wire_bytes(f: Frame) -> bytes:
     if not f.header:
         key = f.mask_key or (b"\0\0\0\0" if f.masked else None)
         return encode_frame(f.opcode, payload, fin=f.fin, rsv1=f.rsv1, rsv2=f.rsv2,
-                            rsv3=f.rsv3, mask_key=key)  # fmt: skip
+                            rsv3=f.rsv3, mask_key=key)
     if f.mask_key is not None:
         payload = mask(payload, f.mask_key)
     return f.header + payload

@@ -156,7 +156,7 @@ class OriginPolicy:
 
     @classmethod
     def build(cls, allow: tuple[str, ...] | list[str], *, require: bool = False,
-              mode: str = "enforce") -> OriginPolicy:  # fmt: skip
+              mode: str = "enforce") -> OriginPolicy:
         """Parse the patterns; ``ValueError`` naming the bad one."""
         if mode not in ("enforce", "report"):
             raise ValueError(f"origin mode {mode!r}: expected enforce or report")
@@ -172,7 +172,7 @@ class OriginPolicy:
             if not self.require:
                 return _PASS
             return self._object("require-origin", "the request has no Origin header "
-                                 "and --require-origin is set")  # fmt: skip
+                                 "and --require-origin is set")
         if not self.patterns or any(p.matches(origin) for p in self.patterns):
             return _PASS
         allowed = ", ".join(p.text for p in self.patterns)

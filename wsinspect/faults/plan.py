@@ -68,11 +68,11 @@ class FaultPlan:
     @classmethod
     def from_settings(cls, settings: Settings) -> FaultPlan:
         origin = OriginPolicy.build(settings.allow_origins, require=settings.require_origin,
-                                    mode=settings.origin_mode)  # fmt: skip
+                                    mode=settings.origin_mode)
         idle = None
         if settings.idle_timeout:
             idle = IdlePolicy(settings.idle_timeout, settings.idle_action,
-                              settings.idle_close_code, settings.idle_ignores_control)  # fmt: skip
+                              settings.idle_close_code, settings.idle_ignores_control)
         return cls(origin, idle, settings.faults, settings.seed)
 
     @property
@@ -93,11 +93,11 @@ class FaultPlan:
         actions: list[FaultAction] = []
         if not check.allowed:
             return Gate(Refusal(403, check.reason, body=f"403 Forbidden: {check.reason}\n".encode(),
-                                rule=check.rule, origin=origin))  # fmt: skip
+                                rule=check.rule, origin=origin))
         if check.violation:
             actions.append(FaultAction(
                 "origin", f"would refuse ({check.reason}); let through: --origin-mode report",
-                None, {"origin": origin, "rule": check.rule, "mode": "report"}))  # fmt: skip
+                None, {"origin": origin, "rule": check.rule, "mode": "report"}))
         delay = 0.0
         for index, spec in enumerate(self.faults):
             if spec.level != "handshake" or not spec.matches_connection(path, origin):
@@ -109,18 +109,18 @@ class FaultPlan:
                 text = spec.body or f"{spec.status} {_phrase(spec.status)}: {reason}"
                 text = text if text.endswith("\n") else text + "\n"
                 actions.append(FaultAction("refuse", f"handshake answered {spec.status}",
-                                           None, {"status": spec.status}))  # fmt: skip
+                                           None, {"status": spec.status}))
                 refusal = Refusal(spec.status, reason, body=text.encode(), rule="fault:refuse",
-                                  origin=origin)  # fmt: skip
+                                  origin=origin)
                 return Gate(refusal, actions=tuple(actions))
             delay += spec.ms / 1000
         if delay:
             actions.append(FaultAction("delay-handshake", f"handshake held {delay * 1000:g} ms",
-                                       None, {"ms": delay * 1000}))  # fmt: skip
+                                       None, {"ms": delay * 1000}))
         return Gate(delay=delay, actions=tuple(actions))
 
     def for_connection(self, conn: int, path: str, origin: str | None) -> ConnectionFaults:
         """The frame- and session-level faults of one connection (may be empty)."""
         specs = [s for s in self.faults
-                 if s.level != "handshake" and s.matches_connection(path, origin)]  # fmt: skip
+                 if s.level != "handshake" and s.matches_connection(path, origin)]
         return ConnectionFaults(conn, specs, seed=self.seed)

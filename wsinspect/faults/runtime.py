@@ -105,7 +105,7 @@ class FaultRuntime:
 
     def publish(self, conn: int, action: FaultAction) -> None:
         event = FaultInjected(conn, time.time(), action.fault, action.action, action.direction,
-                              dict(action.detail))  # fmt: skip
+                              dict(action.detail))
         self.relay.hub.publish(event)
 
     # ---- handshake --------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class FaultRuntime:
         try:
             if self.plan.idle is not None:
                 await watch_idle(self.plan.idle, _SessionActivity(session),
-                                 functools.partial(self._fire, st, "idle-timeout"))  # fmt: skip
+                                 functools.partial(self._fire, st, "idle-timeout"))
             await trio.sleep_forever()
         finally:
             self.states.pop(session.conn, None)
@@ -191,7 +191,7 @@ class FaultRuntime:
         return shaped
 
     async def _stage(self, st: ConnState, df: DirectionFaults, d: Direction,
-                     item: FrameIn) -> Sequence[bytes]:  # fmt: skip
+                     item: FrameIn) -> Sequence[bytes]:
         step = df.feed(item.frame, item.raw)
         for action in step.actions:
             self.publish(st.session.conn, action)
@@ -213,17 +213,17 @@ class FaultRuntime:
         return step.outs
 
     async def _act_after(self, st: ConnState, shaped: ShapedSendStream, target: int,
-                         action: SessionAction, how: str) -> None:  # fmt: skip
+                         action: SessionAction, how: str) -> None:
         await shaped.wait_written(target)
         await self._act(st, action, how)
 
     async def _timer(self, st: ConnState, seconds: float, action: SessionAction,
-                     report: FaultAction) -> None:  # fmt: skip
+                     report: FaultAction) -> None:
         await trio.sleep(seconds)
         await self._fire(st, report.fault, action, report)
 
     async def _fire(self, st: ConnState, how: str, action: SessionAction,
-                    report: FaultAction) -> None:  # fmt: skip
+                    report: FaultAction) -> None:
         self.publish(st.session.conn, report)
         await self._act(st, action, how)
 
@@ -246,7 +246,7 @@ class FaultRuntime:
         session.start_soon(
             self._fire, st, "idle-timeout", action,
             FaultAction("idle-timeout", words, None, {"action": policy.action, "manual": True}),
-        )  # fmt: skip
+        )
         return f"#{session.conn}: {words}"
 
     def set_latency(self, session: Session, ms: float, jitter: float = 0.0) -> str:
@@ -310,4 +310,4 @@ class FaultRuntime:
             "origin": {"allow": [p.text for p in self.plan.origin.patterns],
                        "require": self.plan.origin.require, "mode": self.plan.origin.mode},
             "connections": {c: [str(s) for s in st.faults.specs] for c, st in self.states.items()},
-        }  # fmt: skip
+        }

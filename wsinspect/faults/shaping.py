@@ -34,7 +34,7 @@ class Shaper:
     ``seed``, ``conn`` and ``direction``) so a seeded run repeats its delays exactly."""
 
     def __init__(self, specs: list[FaultSpec] | tuple[FaultSpec, ...] = (), *,
-                 seed: int | None = None, conn: int = 0, direction: str = "c2s") -> None:  # fmt: skip
+                 seed: int | None = None, conn: int = 0, direction: str = "c2s") -> None:
         self.direction = direction
         self._specs: list[tuple[FaultSpec, random.Random]] = []
         self._seed = seed
@@ -88,9 +88,9 @@ class Shaper:
         if spec.kind == "latency":
             spread = f" ± {spec.jitter:g}" if spec.jitter else ""
             return FaultAction("latency", f"frames delayed {spec.ms:g}{spread} ms (order kept)",
-                               self.direction, {"ms": spec.ms, "jitter": spec.jitter})  # fmt: skip
+                               self.direction, {"ms": spec.ms, "jitter": spec.jitter})
         return FaultAction("throttle", f"bandwidth limited to {spec.rate} bytes/s",
-                           self.direction, {"rate": spec.rate})  # fmt: skip
+                           self.direction, {"rate": spec.rate})
 
 
 class ShapedSendStream(trio.abc.HalfCloseableStream):
@@ -101,7 +101,7 @@ class ShapedSendStream(trio.abc.HalfCloseableStream):
     writes straight through."""
 
     def __init__(self, inner: trio.abc.Stream, shaper: Shaper,
-                 report: Callable[[FaultAction], None] | None = None) -> None:  # fmt: skip
+                 report: Callable[[FaultAction], None] | None = None) -> None:
         self.inner = inner
         self.shaper = shaper
         self._report = report

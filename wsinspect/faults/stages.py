@@ -87,7 +87,7 @@ class DirectionFaults:
     """The frame-level faults acting on one direction (``c2s`` or ``s2c``) of a connection."""
 
     def __init__(self, conn: int, direction: str, shared: _Shared | None = None,
-                 seed: int | None = None) -> None:  # fmt: skip
+                 seed: int | None = None) -> None:
         self.conn = conn
         self.direction = direction
         self._shared = shared or _Shared()
@@ -154,14 +154,14 @@ class DirectionFaults:
             for f in self._of("never-close"):
                 if f.fires():
                     self._report(step, "never-close", f"close frame {frame.close_code} withheld: "
-                                 "the closing handshake will not complete", code=frame.close_code)  # fmt: skip
+                                 "the closing handshake will not complete", code=frame.close_code)
                     return Step([], False, step.actions)
             for f in self._of("delay-close"):
                 if f.fires():
                     step.hold = max(step.hold, f.spec.ms / 1000)
             if step.hold:
                 self._report(step, "delay-close", f"close frame held {step.hold * 1000:g} ms",
-                             ms=step.hold * 1000)  # fmt: skip
+                             ms=step.hold * 1000)
         return step
 
     def _data(self, frame: Frame, raw: bytes) -> Step:
@@ -207,7 +207,7 @@ class DirectionFaults:
                 self._refragment = f
                 self._fragments_out = 0
                 self._report(step, "refragment", f"message {number} re-sent in frames of "
-                             f"≤{f.spec.size} bytes", message=number, size=f.spec.size)  # fmt: skip
+                             f"≤{f.spec.size} bytes", message=number, size=f.spec.size)
                 break
         for f in self._of("duplicate"):
             if f.spec.matches_payload(payload) and f.fires():
@@ -230,7 +230,7 @@ class DirectionFaults:
             key = f.rng.randbytes(4) if frame.masked else None
             out.append(encode_frame(frame.opcode if opening else 0, piece,
                                     fin=frame.fin and i == len(pieces) - 1,
-                                    rsv1=frame.rsv1 and opening, mask_key=key))  # fmt: skip
+                                    rsv1=frame.rsv1 and opening, mask_key=key))
         return out
 
     def _budget(self, raw: bytes, step: Step) -> None:
@@ -254,7 +254,7 @@ class DirectionFaults:
                 step.then = Cut(spec.rst)
                 self._report(step, "cut-after", f"{spec.nbytes} bytes forwarded → both TCP "
                              f"connections {'reset (RST)' if spec.rst else 'closed'}",
-                             bytes=spec.nbytes, rst=spec.rst)  # fmt: skip
+                             bytes=spec.nbytes, rst=spec.rst)
                 total = sum(len(o) for o in step.outs)
         sent[self.direction] += total
 
@@ -271,7 +271,7 @@ class DirectionFaults:
             if f.count == spec.messages:
                 step.then = CloseBoth(spec.code, spec.reason)
                 self._report(step, "close-after", f"{spec.messages} messages passed → closing "
-                             f"both sides with {spec.code}", messages=spec.messages, code=spec.code)  # fmt: skip
+                             f"both sides with {spec.code}", messages=spec.messages, code=spec.code)
 
 
 class ConnectionFaults:
@@ -279,7 +279,7 @@ class ConnectionFaults:
     streams) and session timers (``close-after:seconds=``: ``(seconds, action, report)``)."""
 
     def __init__(self, conn: int, specs: list[FaultSpec] | tuple[FaultSpec, ...] = (), *,
-                 seed: int | None = None) -> None:  # fmt: skip
+                 seed: int | None = None) -> None:
         self.conn = conn
         self.seed = seed
         self._shared = _Shared()
@@ -304,7 +304,7 @@ class ConnectionFaults:
             if rng.random() < spec.p:
                 report = FaultAction("close-after", f"{spec.seconds:g} s passed → closing both "
                                      f"sides with {spec.code}", None,
-                                     {"seconds": spec.seconds, "code": spec.code})  # fmt: skip
+                                     {"seconds": spec.seconds, "code": spec.code})
                 self.timers.append((spec.seconds, CloseBoth(spec.code, spec.reason), report))
             return
         for name in ("c2s", "s2c"):

@@ -212,7 +212,7 @@ FAST_LINE_FIELDS = {
             "text"),
     Message: ("opcode", "payload", "length", "wire_len", "frames", "truncated", "compressed",
               "note"),
-}  # fmt: skip
+}
 
 
 # Event type → its fast line builder. Exact types: a subclass may add fields the fast lines do
@@ -235,7 +235,7 @@ def json_line(event: Event) -> str:
 
 
 def encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[bytes, int]], pos: int,
-                 stop: int) -> tuple[list[bytes], int, int]:  # fmt: skip
+                 stop: int) -> tuple[list[bytes], int, int]:
     """Serialise ``events[pos:stop]`` to the bytes to write, newline after each line; stop early
     once ``CHUNK_BYTES`` of big payloads are done. Returns the bytes, where it stopped and how
     many lines they hold. Frame and message events take the fast lines; the rest (and the fast

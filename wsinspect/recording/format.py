@@ -364,14 +364,14 @@ def _http_from_dict(d: dict[str, Any]) -> HttpExchange:
     return HttpExchange(
         d["conn"], d["ts"], d.get("client", ""), d["method"], d["path"], d["status"],
         d.get("size", 0), d.get("duration", 0.0),
-    )  # fmt: skip
+    )
 
 
 def _fault_from_dict(d: dict[str, Any]) -> FaultInjected:
     return FaultInjected(
         d["conn"], d["ts"], d["fault"], d.get("action", ""), d.get("dir"),
         dict(d.get("detail", {})),
-    )  # fmt: skip
+    )
 
 
 def _notice_from_dict(d: dict[str, Any]) -> Notice:

@@ -138,7 +138,7 @@ def _iter_lines(f: IO[bytes], path: str, pos: list[int], warn: Warn) -> Iterator
             except ValueError:
                 if torn:
                     warn(f"{path}:{lineno}: last line is incomplete (the recording was cut "
-                         "short); skipped")  # fmt: skip
+                         "short); skipped")
                 else:
                     warn(f"{path}:{lineno}: unreadable line skipped")
                 continue

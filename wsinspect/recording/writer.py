@@ -126,7 +126,7 @@ class Recorder:
     )
 
     def __init__(self, file: BinaryIO, path: str, *, redact: bool = True,
-                 hub: Hub | None = None, interval: float = 0.1) -> None:  # fmt: skip
+                 hub: Hub | None = None, interval: float = 0.1) -> None:
         self._file = file
         self.path = path
         self._redact = redact
@@ -155,7 +155,7 @@ class Recorder:
 
     @classmethod
     def create(cls, path: str, *, redact: bool = True, hub: Hub | None = None,
-               interval: float = 0.1, options: dict[str, Any] | None = None) -> Recorder:  # fmt: skip
+               interval: float = 0.1, options: dict[str, Any] | None = None) -> Recorder:
         """Open ``path`` for writing (truncating it) and write the header line.
 
         Raises ``ConfigError`` with a one-line reason when the file cannot be written.
@@ -199,7 +199,7 @@ class Recorder:
         return (
             len(self._pending) + len(self._batch) - self._batch_pos + self._ready_count
             + self._queued
-        )  # fmt: skip
+        )
 
     # -- the background side
 
@@ -385,7 +385,7 @@ class Recorder:
 
 
 def start_recorder(settings: Settings, hub: Hub, *,
-                   options: dict[str, Any] | None = None) -> Recorder | None:  # fmt: skip
+                   options: dict[str, Any] | None = None) -> Recorder | None:
     """Create the recorder ``settings.record`` asks for (``None`` when not recording), write its
     header and subscribe it to ``hub``; the caller runs ``recorder.run()`` in its nursery.
 
@@ -406,7 +406,7 @@ def start_recorder(settings: Settings, hub: Hub, *,
 
 @asynccontextmanager
 async def open_recorder(settings: Settings, hub: Hub, *,
-                        options: dict[str, Any] | None = None) -> AsyncIterator[Recorder | None]:  # fmt: skip
+                        options: dict[str, Any] | None = None) -> AsyncIterator[Recorder | None]:
     """``start_recorder`` and its ``run`` task in one block; yields the ``Recorder`` (or
     ``None`` when not recording). The file is complete and closed when the block exits::
 

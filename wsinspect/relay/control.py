@@ -79,7 +79,7 @@ class Commands:
         self._requests: dict[str, RequestParser] = {}
 
     def add(self, command_type: type, handler: Handler, *, request: str | None = None,
-            parse: RequestParser | None = None) -> None:  # fmt: skip
+            parse: RequestParser | None = None) -> None:
         """Register ``handler(command) -> result`` for ``command_type`` (a later one replaces
         it) and, with ``request``, the request name that ``parse(request) -> command`` reads."""
         self._handlers[command_type] = handler

@@ -123,7 +123,7 @@ async def open_control_listener(path: str) -> ControlListener:
 
 
 async def serve_control(relay: Relay, control: ControlListener | str, *,
-                        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
+                        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Answer requests on the control socket until cancelled; removes the socket file on exit.
     ``control`` is an opened listener or a path to open."""
     if isinstance(control, str):

@@ -50,7 +50,7 @@ class _Failed(Exception):
 async def passthrough(
     relay: Relay, conn: int, client_stream: trio.abc.Stream, hs: ClientHandshake,
     request: UpgradeRequest, client: str,
-) -> None:  # fmt: skip
+) -> None:
     """Forward ``request`` upstream and stream the answer back; publish one ``HttpExchange``."""
     settings = relay.settings
     upstream = settings.upstream
@@ -62,7 +62,7 @@ async def passthrough(
 
     def publish() -> None:
         relay.hub.publish(HttpExchange(conn, ts, client, request.method, request.target,
-                                       status, size, trio.current_time() - started))  # fmt: skip
+                                       status, size, trio.current_time() - started))
 
     async def refuse(refusal: Refusal) -> None:
         # Not a handshake: the refusal is this exchange's answer, reported by its HttpExchange.
@@ -73,7 +73,7 @@ async def passthrough(
         await send_refusal(client_stream, hs, refusal)
 
     if settings.websocket_only:
-        await refuse(Refusal(400, "this proxy relays WebSocket connections only (--websocket-only)"))  # fmt: skip
+        await refuse(Refusal(400, "this proxy relays WebSocket connections only (--websocket-only)"))
         publish()
         return
     if request.method.upper() == "CONNECT":
@@ -168,7 +168,7 @@ async def passthrough(
 async def _copy_request_body(
     client: h11.Connection, client_stream: trio.abc.Stream,
     up: h11.Connection, up_stream: trio.abc.Stream,
-) -> None:  # fmt: skip
+) -> None:
     while True:
         try:
             event = client.next_event()

@@ -79,7 +79,7 @@ async def _refuse(
     relay: Relay, conn: int, client: str, stream: trio.abc.Stream, hs: ClientHandshake,
     refusal: Refusal, request: UpgradeRequest | None = None, *,
     upstream: trio.abc.Stream | None = None, answer: bool = True,
-) -> None:  # fmt: skip
+) -> None:
     """The one way a handshake ends refused: publish ``HandshakeRejected``, answer the client,
     then close the upstream connection if one was opened.
 
@@ -94,7 +94,7 @@ async def _refuse(
         conn, time.time(), client, request.target if request is not None else "",
         refusal.status, refusal.reason, origin=origin, rule=refusal.rule, by=refusal.by,
         request_headers=request.headers if request is not None else (),
-    ))  # fmt: skip
+    ))
     if answer:
         await send_refusal(stream, hs, refusal)
     if upstream is not None:
@@ -141,7 +141,7 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             if got_bytes or settings.cert:
                 hub.publish(Notice(time.time(), "warning",
-                                   f"client {client} failed before its request: {exc}", conn))  # fmt: skip
+                                   f"client {client} failed before its request: {exc}", conn))
             return None
     if request is None:
         reason = f"no complete request within {settings.handshake_timeout:g} s"
@@ -175,7 +175,7 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
 async def _open_upstream(
     relay: Relay, conn: int, stream: trio.abc.Stream, hs: ClientHandshake,
     request: UpgradeRequest, client: str,
-) -> Opened | None:  # fmt: skip
+) -> Opened | None:
     settings = relay.settings
     hub = relay.hub
     upstream = settings.upstream
@@ -184,19 +184,19 @@ async def _open_upstream(
 
     if upstream.secure and settings.insecure:
         hub.publish(Notice(time.time(), "warning",
-                           f"--insecure: the certificate of {upstream.host} is not verified", conn))  # fmt: skip
+                           f"--insecure: the certificate of {upstream.host} is not verified", conn))
     offer = request.header("sec-websocket-extensions")
     strip = settings.no_compression and offers_deflate(offer)
     if strip:
         hub.publish(Notice(time.time(), "info",
-                           "--no-compression: permessage-deflate removed from the client's offer", conn))  # fmt: skip
+                           "--no-compression: permessage-deflate removed from the client's offer", conn))
 
     up_hs = UpstreamHandshake()
     up_stream: trio.abc.Stream | None = None
 
     async def refuse(refusal: Refusal, *, answer: bool = True) -> None:
         await _refuse(relay, conn, client, stream, hs, refusal, request,
-                      upstream=up_stream, answer=answer)  # fmt: skip
+                      upstream=up_stream, answer=answer)
 
     with trio.move_on_after(settings.handshake_timeout) as scope:
         try:
@@ -216,7 +216,7 @@ async def _open_upstream(
             return None
     if scope.cancelled_caught:
         what = "connect" if up_stream is None else "answer the handshake"
-        await refuse(Refusal(504, f"upstream {upstream.host}:{upstream.port} did not {what} within {settings.handshake_timeout:g} s"))  # fmt: skip
+        await refuse(Refusal(504, f"upstream {upstream.host}:{upstream.port} did not {what} within {settings.handshake_timeout:g} s"))
         return None
     assert up_stream is not None
 
@@ -233,7 +233,7 @@ async def _open_upstream(
         capture_limit=settings.capture_limit, strict=settings.strict,
         max_message_size=settings.max_message_size,
         session_hooks=list(relay.hooks.session_hooks), tier=relay.tier,
-    )  # fmt: skip
+    )
     # Registered before the 101 goes out: once the client is open, commands can find it.
     relay.sessions[conn] = session
     try:

@@ -79,7 +79,7 @@ _SKIP = {
     for name in ("ECONNABORTED", "ECONNRESET", "EPERM", "EPROTO", "ENETDOWN", "ENOPROTOOPT",
                  "EHOSTDOWN", "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "ETIMEDOUT")
     if hasattr(errno, name)
-}  # fmt: skip
+}
 ACCEPT_BURST = 64  # connections accepted in a row before other tasks get a turn
 
 
@@ -117,7 +117,7 @@ async def _accept_loop(
                 stream: trio.abc.Stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
                 if ssl_context is not None:
                     stream = trio.SSLStream(stream, ssl_context, server_side=True,
-                                            https_compatible=True)  # fmt: skip
+                                            https_compatible=True)
                 nursery.start_soon(relay.handle, stream)
             else:  # a whole burst accepted: let the new handlers (and everyone else) run
                 await trio.lowlevel.checkpoint()
@@ -213,13 +213,13 @@ async def serve(
     shown = f"[{host}]" if ":" in host else host
     assert settings.upstream is not None
     now = time.time()
-    hub.publish(Notice(now, "info", f"listening on {scheme}://{shown}:{port}, relaying to {settings.upstream.url}"))  # fmt: skip
+    hub.publish(Notice(now, "info", f"listening on {scheme}://{shown}:{port}, relaying to {settings.upstream.url}"))
     if not settings.listen_is_loopback:
         hub.publish(Notice(now, "warning",
                            f"listening on {host}, not loopback: anyone who can reach this "
-                           f"address can reach {settings.upstream.url} through it"))  # fmt: skip
+                           f"address can reach {settings.upstream.url} through it"))
     if settings.upstream.secure and settings.insecure:
-        hub.publish(Notice(now, "warning", "--insecure: upstream TLS certificates are not verified"))  # fmt: skip
+        hub.publish(Notice(now, "warning", "--insecure: upstream TLS certificates are not verified"))
     control = None
     if settings.control:
         try:

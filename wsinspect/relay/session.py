@@ -118,7 +118,7 @@ class Session:
         return make_observer(
             tier, d, self.conn, self.hub, self.traffic, capture_limit=capture_limit,
             extensions=extensions, max_message_size=max_message_size,
-        )  # fmt: skip
+        )
 
     # -- what faults and the control path read ----------------------------------------------
 

@@ -132,13 +132,13 @@ async def read_answer(
         try:
             data = await receive_some(stream, RECEIVE_SIZE)
         except (trio.BrokenResourceError, OSError) as exc:
-            raise UpstreamError(502, f"upstream connection failed during the handshake: {_describe(exc)}") from exc  # fmt: skip
+            raise UpstreamError(502, f"upstream connection failed during the handshake: {_describe(exc)}") from exc
         outcome = handshake.feed(data)
         if outcome is not None:
             return outcome
         if not data:
             # h11 reports the EOF itself; this guards a loop on a stream that keeps saying EOF.
-            raise HandshakeError(502, "upstream closed the connection without answering the handshake")  # fmt: skip
+            raise HandshakeError(502, "upstream closed the connection without answering the handshake")
 
 
 @dataclass(slots=True)

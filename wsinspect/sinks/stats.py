@@ -131,7 +131,7 @@ class ConnStats:
         if self.closed is not None:
             c = self.closed
             d["close"] = {"initiator": c.initiator, "how": c.how, "code": c.code,
-                          "reason": c.reason}  # fmt: skip
+                          "reason": c.reason}
         if self.rejected is not None:
             d["rejected"] = {"status": self.rejected.status, "reason": self.rejected.reason}
         return d
@@ -193,7 +193,7 @@ class Stats:
 
     def websocket_conns(self) -> list[ConnStats]:
         out = [c for c in sorted(self.conns.values(), key=lambda c: c.conn)
-               if c.opened or c.rejected is not None or c.dirs["c2s"].frames or c.dirs["s2c"].frames]  # fmt: skip
+               if c.opened or c.rejected is not None or c.dirs["c2s"].frames or c.dirs["s2c"].frames]
         for c in out:
             c.finish()
         return out
@@ -229,7 +229,7 @@ class Stats:
 
     def to_dict(self) -> dict[str, Any]:
         return {"connections": [c.to_dict() for c in self.websocket_conns()],
-                "total": self.total()}  # fmt: skip
+                "total": self.total()}
 
 
 def _rate(n: float, seconds: float) -> str:

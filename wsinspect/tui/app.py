@@ -202,7 +202,7 @@ class InspectorApp(App[int]):
                 shown += 1
                 conn = f"#{event.conn}: " if event.conn else ""
                 self.notify(conn + event.text, title=event.level.capitalize(),
-                            severity="error" if event.level == "error" else "warning")  # fmt: skip
+                            severity="error" if event.level == "error" else "warning")
 
     @work(thread=True, exclusive=True, group="load")
     def load_source(self) -> None:

@@ -145,7 +145,7 @@ class FrameFilter:
                 direction = "c2s" if word in (">", "→") else "s2c"
             elif key == "dir":
                 aliases = {"c2s": "c2s", ">": "c2s", "client": "c2s",
-                           "s2c": "s2c", "<": "s2c", "server": "s2c"}  # fmt: skip
+                           "s2c": "s2c", "<": "s2c", "server": "s2c"}
                 if value.lower() not in aliases:
                     raise FilterError(f"{word!r}: direction is c2s or s2c")
                 direction = aliases[value.lower()]

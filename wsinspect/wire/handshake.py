@@ -126,7 +126,7 @@ def validate_upgrade(request: UpgradeRequest) -> UpgradeRequest:
     if request.method != "GET":
         raise HandshakeError(400, f"a WebSocket handshake must use GET, not {request.method}")
     if request.http_version < "1.1":
-        raise HandshakeError(400, f"a WebSocket handshake needs HTTP/1.1, not HTTP/{request.http_version}")  # fmt: skip
+        raise HandshakeError(400, f"a WebSocket handshake needs HTTP/1.1, not HTTP/{request.http_version}")
     if request.header("host") is None:
         raise HandshakeError(400, "missing Host header")
     if "upgrade" not in _tokens(request.header("connection")):
@@ -142,7 +142,7 @@ def validate_upgrade(request: UpgradeRequest) -> UpgradeRequest:
     except (ValueError, UnicodeEncodeError):
         raw = b""
     if len(raw) != 16:
-        raise HandshakeError(400, f"invalid Sec-WebSocket-Key {key!r}: must be 16 bytes in base64")  # fmt: skip
+        raise HandshakeError(400, f"invalid Sec-WebSocket-Key {key!r}: must be 16 bytes in base64")
     # A GET body has no meaning (RFC 9110 §9.3.1) and the proxy forwards none upstream: bytes
     # after the head are frames. A request announcing one cannot be relayed faithfully.
     length = (request.header("content-length") or "0").strip()
@@ -157,7 +157,7 @@ def validate_upgrade(request: UpgradeRequest) -> UpgradeRequest:
             f"unsupported Sec-WebSocket-Version {version.strip()!r}: this proxy speaks 13",
             (("Sec-WebSocket-Version", "13"),),
         )
-    return UpgradeRequest(request.method, request.target, request.http_version, request.headers, key)  # fmt: skip
+    return UpgradeRequest(request.method, request.target, request.http_version, request.headers, key)
 
 
 class ClientHandshake:
@@ -193,13 +193,13 @@ class ClientHandshake:
         if event is h11.NEED_DATA:
             return None
         if isinstance(event, h11.ConnectionClosed):
-            raise HandshakeError(400, "the client closed the connection before a complete request")  # fmt: skip
+            raise HandshakeError(400, "the client closed the connection before a complete request")
         if not isinstance(event, h11.Request):  # pragma: no cover - h11 yields Request first
             raise HandshakeError(400, "malformed HTTP request")
         if event.http_version not in (b"1.0", b"1.1"):
             # h11 parses any version; an HTTP/2 preface (``PRI * HTTP/2.0``) lands here.
             version = event.http_version.decode("ascii", "replace")
-            raise HandshakeError(400, f"unsupported HTTP version {version}: this proxy speaks HTTP/1.1")  # fmt: skip
+            raise HandshakeError(400, f"unsupported HTTP version {version}: this proxy speaks HTTP/1.1")
         # h11 bounds only a head still incomplete; one that came whole in a chunk is measured.
         raw = event.headers.raw_items()
         size = len(event.method) + len(event.target) + 12 + sum(len(n) + len(v) + 4 for n, v in raw)
@@ -294,7 +294,7 @@ class UpstreamHandshake:
     def request_for(
         self, client: UpgradeRequest, host: str, prefix: str = "", *,
         strip_compression: bool = False,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         """The upstream request: the client's headers in order with ``Host`` set to ``host``,
         ``Sec-WebSocket-Key`` replaced by this handshake's fresh key, the canonical
         ``Connection: Upgrade``/``Upgrade: websocket`` pair, other hop-by-hop headers dropped,
@@ -362,10 +362,10 @@ class UpstreamHandshake:
                 if self._response is not None:
                     return self._refused(complete=False)
                 if not data:  # h11 words an EOF before any answer as a state error
-                    raise HandshakeError(502, "upstream closed the connection without answering the handshake") from None  # fmt: skip
+                    raise HandshakeError(502, "upstream closed the connection without answering the handshake") from None
                 if exc.error_status_hint == 431:
-                    raise HandshakeError(502, f"upstream's response head is over {UPSTREAM_HEAD_LIMIT} bytes") from None  # fmt: skip
-                raise HandshakeError(502, f"upstream sent a malformed HTTP response: {exc}") from None  # fmt: skip
+                    raise HandshakeError(502, f"upstream's response head is over {UPSTREAM_HEAD_LIMIT} bytes") from None
+                raise HandshakeError(502, f"upstream sent a malformed HTTP response: {exc}") from None
             if event is h11.NEED_DATA:
                 if self._response is not None and self._size >= self.body_limit:
                     return self._refused(complete=False)
@@ -388,7 +388,7 @@ class UpstreamHandshake:
             if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 if self._response is not None:
                     return self._refused(complete=False)
-                raise HandshakeError(502, "upstream closed the connection without answering the handshake")  # fmt: skip
+                raise HandshakeError(502, "upstream closed the connection without answering the handshake")
             raise HandshakeError(502, f"unexpected upstream event {event!r}")  # pragma: no cover
 
     def _accepted(self, event: h11.InformationalResponse) -> UpstreamAccepted:

@@ -112,7 +112,7 @@ class Refusal:
                     status_code=self.status,
                     headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers],
                     reason=self.phrase.encode("latin-1", "replace"),
-                )) or b""  # fmt: skip
+                )) or b""
                 if conn.our_state is h11.SEND_BODY:
                     data += conn.send(h11.Data(data=body)) or b""
                     data += conn.send(h11.EndOfMessage()) or b""

@@ -182,7 +182,7 @@ class FrameWalker:
         return Frame(
             bool(b0 & 0x80), bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10), b0 & 0x0F,
             masked, header[-4:] if masked else None, length, header, b"", start,
-        )  # fmt: skip
+        )
 
     def _complete(self, opcode: int) -> None:
         self.frames += 1
