@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.messages import Message
+from wsinspect.wire.refusal import RefusedBy
+from wsinspect.wire.sides import Direction, Initiator
 
 __all__ = [
     "ConnectionClosed",
@@ -58,7 +60,7 @@ class FrameSeen:
     type: ClassVar[str] = "frame"
     conn: int
     seq: int
-    direction: str  # "c2s" or "s2c"
+    direction: Direction
     ts: float
     frame: Frame
     delivered: bool = True
@@ -70,7 +72,7 @@ class MessageSeen:
 
     type: ClassVar[str] = "message"
     conn: int
-    direction: str
+    direction: Direction
     ts: float
     message: Message
     message_no: int = 0
@@ -89,8 +91,8 @@ class ConnectionClosed:
     type: ClassVar[str] = "close"
     conn: int
     ts: float
-    initiator: str
-    how: str
+    initiator: Initiator
+    how: str  # a wire.sides.Ending, or the name of the fault that acted
     code: int | None = None
     reason: str | None = None
     client_close: tuple[int | None, str] | None = None
@@ -116,7 +118,7 @@ class HandshakeRejected:
     reason: str
     origin: str | None = None
     rule: str | None = None
-    by: str = "proxy"  # "proxy" or "upstream"
+    by: RefusedBy = "proxy"
     request_headers: Headers = ()
 
 
@@ -145,7 +147,7 @@ class FaultInjected:
     ts: float
     fault: str
     action: str
-    direction: str | None = None
+    direction: Direction | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
 

@@ -46,6 +46,23 @@ async def test_damaged_middle_line_is_skipped_and_reading_goes_on(tmp_path: Path
     assert warnings == [f"{path}:4: unreadable line skipped"]
 
 
+async def test_lines_with_values_the_format_does_not_allow_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl"
+    record(path, session())
+    rows = path.read_text("utf-8").splitlines()
+    rows.insert(2, rows[2].replace('"dir":"c2s"', '"dir":"sideways"').replace('"dir":"s2c"', '"dir":"sideways"'))
+    rows.append('{"type":"close","conn":1,"ts":2.0,"initiator":"nobody","how":"fin"}')
+    rows.append('{"type":"tachyon","conn":1,"ts":2.0}')
+    path.write_text("\n".join(rows) + "\n", "utf-8")
+    warnings: list[str] = []
+    back = list(read_events(str(path), warn=warnings.append))
+    assert len(back) == len(rows) - 4  # the header and the three bad lines
+    assert "sideways" in warnings[0] and "is not one of c2s, s2c" in warnings[0]
+    assert "malformed close record" in warnings[1] and "nobody" in warnings[1]
+    assert "unknown record type 'tachyon'" in warnings[2]
+    assert len(warnings) == 3
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

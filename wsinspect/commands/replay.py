@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
     from wsinspect.events import ConnectionOpened, Event, FrameSeen
     from wsinspect.hub import Hub
+    from wsinspect.wire.frames import Frame
     from wsinspect.wire.messages import Message
+    from wsinspect.wire.sides import Direction, Initiator
 
 __all__ = ["ReplayPlan", "configure", "diff_messages", "plan_replay", "run"]
 
@@ -187,7 +189,7 @@ class _State:
     last_rx: float = 0.0
     frames: dict[str, int] = field(default_factory=lambda: {"c2s": 0, "s2c": 0})
     bytes: dict[str, int] = field(default_factory=lambda: {"c2s": 0, "s2c": 0})
-    initiator: str = "client"
+    initiator: Initiator = "client"
     answered: trio.Event | None = None  # set when a server message arrives
     closes: dict[str, tuple[int | None, str]] = field(default_factory=dict)
 
@@ -225,7 +227,7 @@ async def replay(plan: ReplayPlan, url: str, hub: Hub, *, speed: float = 1.0,
     seq = [0]
     send_lock = trio.Lock()
 
-    def publish_frames(direction: str, frames: list, ts: float) -> None:  # type: ignore[type-arg]
+    def publish_frames(direction: Direction, frames: list[Frame], ts: float) -> None:
         for f in frames:
             seq[0] += 1
             if direction == "c2s" and f.opcode == 8 and "client" not in st.closes:

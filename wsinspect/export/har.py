@@ -32,6 +32,7 @@ from wsinspect.events import (
 )
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.messages import Message
+from wsinspect.wire.sides import Direction
 
 __all__ = ["har_events", "looks_like_har", "write_har"]
 
@@ -84,7 +85,7 @@ class _Conn:
         self.messages: list[dict[str, Any]] = []
 
 
-def _item(direction: str, ts: float, opcode: int, payload: bytes, length: int) -> dict[str, Any]:
+def _item(direction: Direction, ts: float, opcode: int, payload: bytes, length: int) -> dict[str, Any]:
     if opcode == 1:
         data = payload.decode("utf-8", "replace")
     else:
@@ -273,7 +274,7 @@ def _entry_events(conn: int, entry: dict[str, Any]) -> list[Event]:
     ]
     counts = {"c2s": 0, "s2c": 0}
     for seq, item in enumerate(entry.get("_webSocketMessages", ()), start=1):
-        direction = "c2s" if item["type"] == "send" else "s2c"
+        direction: Direction = "c2s" if item["type"] == "send" else "s2c"
         opcode = int(item.get("opcode", 1))
         data = str(item.get("data", ""))
         payload = data.encode("utf-8") if opcode == 1 else base64.b64decode(data)

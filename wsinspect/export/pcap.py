@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from wsinspect.events import ConnectionClosed, ConnectionOpened, Event, FrameSeen
 from wsinspect.wire.frames import Frame, encode_frame, mask
+from wsinspect.wire.sides import Direction
 
 __all__ = ["HTTP_PORTS", "PcapWriter", "write_pcap"]
 
@@ -104,7 +105,7 @@ class PcapWriter:
 
     # -- packets
 
-    def _packet(self, ts: float, s: _Stream, direction: str, flags: int, payload: bytes = b"") -> None:
+    def _packet(self, ts: float, s: _Stream, direction: Direction, flags: int, payload: bytes = b"") -> None:
         if direction == "c2s":
             (src, sport), (dst, dport) = s.client, s.server
             smac, dmac = _CLIENT_MAC, _SERVER_MAC
@@ -132,7 +133,7 @@ class PcapWriter:
         self.packets += 1
         s.seq[direction] += len(payload) + (1 if flags & (SYN | FIN) else 0)
 
-    def _data(self, ts: float, s: _Stream, direction: str, data: bytes) -> None:
+    def _data(self, ts: float, s: _Stream, direction: Direction, data: bytes) -> None:
         view = memoryview(data)
         for i in range(0, len(data), MSS):
             self._packet(ts, s, direction, PSH | ACK, bytes(view[i : i + MSS]))
@@ -167,8 +168,8 @@ class PcapWriter:
         s = self._streams.get(event.conn)
         if s is None or s.done:
             return
-        first = "s2c" if event.initiator == "upstream" else "c2s"
-        second = "c2s" if first == "s2c" else "s2c"
+        first: Direction = "s2c" if event.initiator == "upstream" else "c2s"
+        second: Direction = "c2s" if first == "s2c" else "s2c"
         self._packet(event.ts, s, first, FIN | ACK)
         self._packet(event.ts, s, second, FIN | ACK)
         self._packet(event.ts, s, first, ACK)

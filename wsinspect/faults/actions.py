@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from wsinspect.wire.sides import Direction
+
 __all__ = ["Blackhole", "CloseBoth", "Cut", "FaultAction", "SessionAction", "describe"]
 
 
@@ -21,7 +23,7 @@ class FaultAction:
 
     fault: str
     action: str
-    direction: str | None = None
+    direction: Direction | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,6 +21,7 @@ import trio
 from wsinspect.faults.actions import FaultAction
 from wsinspect.faults.spec import FaultSpec
 from wsinspect.faults.stages import make_rng
+from wsinspect.wire.sides import Direction
 
 __all__ = ["ShapedSendStream", "Shaper"]
 
@@ -34,7 +35,7 @@ class Shaper:
     ``seed``, ``conn`` and ``direction``) so a seeded run repeats its delays exactly."""
 
     def __init__(self, specs: list[FaultSpec] | tuple[FaultSpec, ...] = (), *,
-                 seed: int | None = None, conn: int = 0, direction: str = "c2s") -> None:
+                 seed: int | None = None, conn: int = 0, direction: Direction = "c2s") -> None:
         self.direction = direction
         self._specs: list[tuple[FaultSpec, random.Random]] = []
         self._seed = seed

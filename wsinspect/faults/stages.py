@@ -27,18 +27,20 @@ from dataclasses import dataclass, field
 from wsinspect.faults.actions import CloseBoth, Cut, FaultAction, SessionAction
 from wsinspect.faults.spec import FaultSpec
 from wsinspect.wire.frames import Frame, encode_frame, mask
+from wsinspect.wire.sides import Direction
 
 __all__ = ["ConnectionFaults", "DirectionFaults", "Step", "make_rng"]
 
 TIMING_KINDS = frozenset({"latency", "throttle"})
 
 
-def make_rng(seed: int | None, conn: int, direction: str, index: int) -> random.Random:
-    """One RNG per fault, connection and direction: with a seed, a connection sees the same
-    decisions whatever the other connections do and however the bytes were chunked."""
+def make_rng(seed: int | None, conn: int, stream: str, index: int) -> random.Random:
+    """One RNG per fault, connection and stream of decisions (a direction, ``session``,
+    ``handshake``): with a seed, a connection sees the same decisions whatever the other
+    connections do and however the bytes were chunked."""
     if seed is None:
         return random.Random()
-    return random.Random(f"{seed}/{conn}/{direction}/{index}")
+    return random.Random(f"{seed}/{conn}/{stream}/{index}")
 
 
 @dataclass(slots=True)
@@ -86,7 +88,7 @@ def unmasked_payload(frame: Frame, raw: bytes) -> bytes:
 class DirectionFaults:
     """The frame-level faults acting on one direction (``c2s`` or ``s2c``) of a connection."""
 
-    def __init__(self, conn: int, direction: str, shared: _Shared | None = None,
+    def __init__(self, conn: int, direction: Direction, shared: _Shared | None = None,
                  seed: int | None = None) -> None:
         self.conn = conn
         self.direction = direction

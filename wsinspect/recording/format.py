@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from wsinspect.events import (
     ConnectionClosed,
@@ -29,12 +29,15 @@ from wsinspect.events import (
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.messages import Message
+from wsinspect.wire.refusal import RefusedBy
+from wsinspect.wire.sides import Direction, Initiator
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "REDACTED",
     "REDACTED_HEADERS",
+    "UnknownRecordType",
     "decode_payload",
     "dumps",
     "encode_payload",
@@ -50,6 +53,11 @@ FORMAT_VERSION = 1
 REDACTED_HEADERS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
 #: What a redacted value reads in the recording (``replay`` leaves such headers out).
 REDACTED = "[redacted]"
+
+
+class UnknownRecordType(ValueError):
+    """A record of a type this version does not know (a newer writer's, say): skip it."""
+
 
 #: The canonical text of a dict form: compact JSON, non-ASCII text as itself (readable and
 #: smaller). One encoder for the process: ``json.dumps`` with options builds a new one per call,
@@ -304,7 +312,7 @@ def _frame_from_dict(d: dict[str, Any]) -> FrameSeen:
     return FrameSeen(
         conn=d["conn"],
         seq=d.get("seq", 0),
-        direction=d["dir"],
+        direction=_one_of(Direction, d["dir"]),
         ts=d["ts"],
         frame=frame,
         delivered=d.get("delivered", True),
@@ -323,7 +331,7 @@ def _message_from_dict(d: dict[str, Any]) -> MessageSeen:
         compressed="wire_len" in d,
         note=d.get("note"),
     )
-    return MessageSeen(d["conn"], d["dir"], d["ts"], message, d.get("message", 0))
+    return MessageSeen(d["conn"], _one_of(Direction, d["dir"]), d["ts"], message, d.get("message", 0))
 
 
 def _close_from_dict(d: dict[str, Any]) -> ConnectionClosed:
@@ -332,7 +340,7 @@ def _close_from_dict(d: dict[str, Any]) -> ConnectionClosed:
     return ConnectionClosed(
         conn=d["conn"],
         ts=d["ts"],
-        initiator=d.get("initiator", "unknown"),
+        initiator=_one_of(Initiator, d["initiator"]),
         how=d.get("how", "unknown"),
         code=d.get("code"),
         reason=d.get("reason"),
@@ -355,7 +363,7 @@ def _rejected_from_dict(d: dict[str, Any]) -> HandshakeRejected:
         reason=d.get("reason", ""),
         origin=d.get("origin"),
         rule=d.get("rule"),
-        by=d.get("by", "proxy"),
+        by=_one_of(RefusedBy, d.get("by", "proxy")),
         request_headers=tuple((n, v) for n, v in d.get("request_headers", ())),
     )
 
@@ -369,9 +377,18 @@ def _http_from_dict(d: dict[str, Any]) -> HttpExchange:
 
 def _fault_from_dict(d: dict[str, Any]) -> FaultInjected:
     return FaultInjected(
-        d["conn"], d["ts"], d["fault"], d.get("action", ""), d.get("dir"),
+        d["conn"], d["ts"], d["fault"], d.get("action", ""),
+        None if d.get("dir") is None else _one_of(Direction, d["dir"]),
         dict(d.get("detail", {})),
     )
+
+
+def _one_of(kind: Any, value: Any) -> Any:
+    """``value`` if it is one of the ``Literal`` type ``kind``'s values, else ``ValueError``
+    (the reader skips the line as damaged)."""
+    if value not in get_args(kind):
+        raise ValueError(f"{value!r} is not one of {', '.join(get_args(kind))}")
+    return value
 
 
 def _notice_from_dict(d: dict[str, Any]) -> Notice:
@@ -391,8 +408,10 @@ _FROM_DICT: dict[str, Callable[[dict[str, Any]], Event]] = {
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:
-    """Rebuild an event from its dict form; ``KeyError``/``ValueError`` on a malformed dict."""
+    """Rebuild an event from its dict form: :class:`UnknownRecordType` for a type this version
+    does not know, ``KeyError``/``ValueError`` on a malformed dict (a direction other than
+    ``c2s``/``s2c``, say)."""
     convert = _FROM_DICT.get(d.get("type", ""))
     if convert is None:
-        raise ValueError(f"unknown event type {d.get('type')!r}")
+        raise UnknownRecordType(f"unknown event type {d.get('type')!r}")
     return convert(d)

@@ -17,7 +17,12 @@ from typing import IO, Any
 
 from wsinspect import __version__
 from wsinspect.events import Event
-from wsinspect.recording.format import FORMAT_NAME, FORMAT_VERSION, event_from_dict
+from wsinspect.recording.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    UnknownRecordType,
+    event_from_dict,
+)
 
 __all__ = ["Recording", "RecordingError", "iter_with_progress", "read_events", "read_recording"]
 
@@ -147,12 +152,12 @@ def _iter_lines(f: IO[bytes], path: str, pos: list[int], warn: Warn) -> Iterator
                 continue  # a second header (concatenated recordings): nothing to show
             try:
                 event = event_from_dict(d)
-            except ValueError:
+            except UnknownRecordType:
                 if kind not in unknown:
                     unknown.add(str(kind))
                     warn(f"{path}:{lineno}: unknown record type {kind!r} skipped")
                 continue
-            except (KeyError, TypeError, AttributeError) as exc:
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 warn(f"{path}:{lineno}: malformed {kind} record skipped ({exc!r})")
                 continue
             yield event

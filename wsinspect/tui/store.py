@@ -32,6 +32,7 @@ from wsinspect.events import (
     Notice,
 )
 from wsinspect.wire.frames import opcode_from_name
+from wsinspect.wire.sides import Direction
 
 __all__ = [
     "DEFAULT_MAX_FRAMES",
@@ -112,7 +113,7 @@ class FrameFilter:
     - any other words: a case-insensitive substring of the payload.
     """
 
-    direction: str | None = None
+    direction: Direction | None = None
     opcodes: frozenset[int] | None = None
     conn: int | None = None
     text: str | None = None
@@ -132,7 +133,7 @@ class FrameFilter:
 
     @classmethod
     def parse(cls, query: str) -> FrameFilter:
-        direction: str | None = None
+        direction: Direction | None = None
         opcodes: set[int] | None = None
         conn: int | None = None
         regex: re.Pattern[str] | None = None
@@ -144,8 +145,10 @@ class FrameFilter:
             if word in (">", "<", "→", "←"):
                 direction = "c2s" if word in (">", "→") else "s2c"
             elif key == "dir":
-                aliases = {"c2s": "c2s", ">": "c2s", "client": "c2s",
-                           "s2c": "s2c", "<": "s2c", "server": "s2c"}
+                aliases: dict[str, Direction] = {
+                    "c2s": "c2s", ">": "c2s", "client": "c2s",
+                    "s2c": "s2c", "<": "s2c", "server": "s2c",
+                }
                 if value.lower() not in aliases:
                     raise FilterError(f"{word!r}: direction is c2s or s2c")
                 direction = aliases[value.lower()]

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wsinspect.wire.closecodes import is_valid_close_code
+from wsinspect.wire.sides import Direction
 
 if TYPE_CHECKING:
     from wsinspect.wire.frames import Frame
@@ -176,7 +177,7 @@ class Checker:
     )
 
     def __init__(
-        self, direction: str, *, deflate: bool = False, max_message_size: int | None = None
+        self, direction: Direction, *, deflate: bool = False, max_message_size: int | None = None
     ) -> None:
         self.side = SIDES[direction]
         self._expect_masked = direction == "c2s"

@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wsinspect.wire.sides import Direction
+
 __all__ = [
     "DEFAULT_INFLATE_LIMIT",
     "DeflateParams",
@@ -117,7 +119,7 @@ class DeflateParams:
     server_max_window_bits: int | None = None
     client_max_window_bits: int | None = None
 
-    def for_direction(self, direction: str) -> tuple[int, bool]:
+    def for_direction(self, direction: Direction) -> tuple[int, bool]:
         """``(window_bits, no_context_takeover)`` of the sender of ``direction``.
 
         The client compresses ``c2s`` with the ``client_*`` parameters, the server ``s2c`` with

@@ -19,6 +19,7 @@ from wsinspect.wire.checks import Checker, Violation, notice, violation
 from wsinspect.wire.deflate import DeflateParams, ExtensionError, Inflater, negotiated_deflate
 from wsinspect.wire.frames import DEFAULT_CAPTURE_LIMIT, Frame, FrameParser
 from wsinspect.wire.messages import Message, MessageAssembler
+from wsinspect.wire.sides import Direction
 
 __all__ = ["Inspector"]
 
@@ -57,7 +58,7 @@ class Inspector:
 
     def __init__(
         self,
-        direction: str,
+        direction: Direction,
         *,
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         extensions: str | None = None,

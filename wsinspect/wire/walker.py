@@ -20,6 +20,7 @@ and on ``offset``/``pending``.
 from __future__ import annotations
 
 from wsinspect.wire.frames import Frame, FrameParser
+from wsinspect.wire.sides import Direction
 
 __all__ = ["FrameWalker"]
 
@@ -46,7 +47,7 @@ class FrameWalker:
         "frames",
     )
 
-    def __init__(self, direction: str, *, capture_limit: int = 1 << 20) -> None:
+    def __init__(self, direction: Direction, *, capture_limit: int = 1 << 20) -> None:
         self.direction = direction
         self.capture_limit = capture_limit
         self.frames = 0
