@@ -46,6 +46,7 @@ from wsinspect.events import (
     HandshakeRejected,
     Notice,
 )
+from wsinspect.faults.spec import parse_fault
 from wsinspect.hub import Hub
 from wsinspect.relay.observers import Tier
 from wsinspect.settings import Settings, Upstream
@@ -447,20 +448,30 @@ async def test_random_bytes_before_the_handshake_get_an_http_answer_or_a_close(
 # -- client side, after the handshake ----------------------------------------------------------
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+#: Faults that are set up but never act on this traffic: their frame stage, shapers and idle
+#: watcher are in the path, and the bytes must still pass unchanged.
+ARMED_IDLE = {
+    "faults": tuple(parse_fault(f) for f in ("drop:match=^never-sent-xyzzy", "latency:ms=0")),
+    "idle_timeout": 3600.0,
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     garbage=st.binary(min_size=1, max_size=2000),
     full=st.booleans(),
     from_upstream=st.booleans(),
+    armed=st.booleans(),
 )
 async def test_random_bytes_as_frames_pass_through_unchanged(
-    garbage: bytes, full: bool, from_upstream: bool
+    garbage: bytes, full: bool, from_upstream: bool, armed: bool
 ) -> None:
     async with trio.open_nursery() as nursery:
         with trio.fail_after(5):
             up = RawUpstream()
             proxy = await start_in(
-                nursery, await start_raw_ws_server(nursery, up.handler), full=full
+                nursery, await start_raw_ws_server(nursery, up.handler), full=full,
+                **(ARMED_IDLE if armed else {}),
             )
             client, head, _ = await raw_client(proxy.port)
             assert head.startswith(b"HTTP/1.1 101")
@@ -480,6 +491,32 @@ async def test_random_bytes_as_frames_pass_through_unchanged(
             await wait_no_sessions(proxy)
             assert_healthy(proxy)
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("from_upstream", [False, True])
+async def test_a_sender_ending_inside_a_frame_a_stage_holds_still_delivers_its_bytes(
+    nursery: trio.Nursery, start_proxy: StartProxy, from_upstream: bool
+) -> None:
+    """A stage sees whole frames only, so it holds a frame's start until the rest comes; if the
+    sender ends instead, the receiver still gets every byte, then the FIN."""
+    whole = encode_frame(1, b"hello", mask_key=None if from_upstream else MASK)
+    start = encode_frame(2, b"x" * 100, mask_key=None if from_upstream else MASK)[:20]
+    with trio.fail_after(5):
+        up = RawUpstream()
+        proxy = await start_proxy(await start_raw_ws_server(nursery, up.handler), **ARMED_IDLE)
+        client, head, _ = await raw_client(proxy.port)
+        assert head.startswith(b"HTTP/1.1 101")
+        await up.ready.wait()
+        assert up.stream is not None
+        sender, receiver = (up.stream, client) if from_upstream else (client, up.stream)
+        await sender.send_all(whole + start)
+        await sender.send_eof()
+        assert await read_to_eof(receiver) == whole + start
+        await receiver.aclose()
+        closed = await proxy.sink.wait_for(ConnectionClosed)
+        assert closed.how == "fin"
+        up.done.set()
+        await sender.aclose()
 
 
 @tiers

@@ -30,7 +30,7 @@ from wsinspect.relay.observers import Observer, Tier
 from wsinspect.relay.transport import CAN_SPLICE, RAW_IO, Pipe, is_reset, open_pipe, splice
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import Frame
-from wsinspect.wire.sides import RECEIVER, Direction
+from wsinspect.wire.sides import RECEIVER, Direction, PeerEnd
 
 if TYPE_CHECKING:
     from wsinspect.relay.session import Session
@@ -162,7 +162,6 @@ class Pump:
         splicing = CAN_SPLICE and self.observer.tier is Tier.LIGHT
         max_size = RECEIVE_SIZE if splicing else RECEIVE_MAX
         unyielded = 0  # reads since the last schedule point
-        session = self.session
         with trio.CancelScope() as scope:
             self.scope = scope
             data = first
@@ -192,14 +191,14 @@ class Pump:
                     except trio.ClosedResourceError:
                         return  # we closed it (the other side ended first)
                     except (trio.BrokenResourceError, OSError) as exc:
-                        await session.sender_ended(self.d, "rst" if is_reset(exc) else "error", exc)
+                        await self.sender_ended("rst" if is_reset(exc) else "error", exc)
                         return
                     if spliced:
                         if not await self.relay_spliced(spliced):
                             return
                         continue
                     if not data:  # end of stream (a read or a splice of 0 bytes)
-                        await session.sender_ended(self.d, "fin", None)
+                        await self.sender_ended("fin", None)
                         return
                     if len(data) == size:
                         size = min(size * 4, max_size)
@@ -218,6 +217,13 @@ class Pump:
                     # small and yield after each, so a flood never stalls other connections.
                     size = DENSE_READ
                     unyielded = YIELD_EVERY
+
+    async def sender_ended(self, how: PeerEnd, exc: BaseException | None) -> None:
+        """The sender ended, maybe inside a frame a stage was holding: what came of that frame
+        goes on first, as it came (the receiver gets every byte the sender sent)."""
+        if self.buf and not await self.let_go_held():
+            return
+        await self.session.sender_ended(self.d, how, exc)
 
     def forwarding(self) -> bool:
         """Whether chunks pass on as they come (the fast path)."""
@@ -404,22 +410,30 @@ class Pump:
                 return False
         # The frame in progress: hold it for a stage, else pass (or drop) what came of it.
         if buf and (self.stage is None or len(buf) > STAGE_HOLD_LIMIT or not lc.forwards):
-            piece = bytes(buf)
-            buf.clear()
-            self.base = base + len(piece)
-            if lc.blackholed:
-                forward = False
-            elif observer.frame_start >= base:
-                forward = lc.forwards  # a new frame: a pending close frame goes first
-            else:
-                forward = self.tail_forwarded  # the rest of a frame goes as its start went
-            self.tail_forwarded = forward
-            if forward:
-                try:
-                    await self.send(piece)
-                except SENT as exc:
-                    await session.receiver_gone(d, exc)
-                    return False
+            return await self.let_go_held()
+        return True
+
+    async def let_go_held(self) -> bool:
+        """Pass (or drop) the held start of the frame in progress; ``False`` when the receiver
+        is gone."""
+        base = self.base
+        piece = bytes(self.buf)
+        self.buf.clear()
+        self.base = base + len(piece)
+        lc = self.lc
+        if lc.blackholed:
+            forward = False
+        elif self.observer.frame_start >= base:
+            forward = lc.forwards  # a new frame: a pending close frame goes first
+        else:
+            forward = self.tail_forwarded  # the rest of a frame goes as its start went
+        self.tail_forwarded = forward
+        if forward:
+            try:
+                await self.send(piece)
+            except SENT as exc:
+                await self.session.receiver_gone(self.d, exc)
+                return False
         return True
 
     async def forward(self, raw: bytes, fs: list[Frame], ts: float, now: float) -> bool:
