@@ -36,10 +36,9 @@ MEANINGS: dict[str, str] = {
     "invalid-close-code": "close code a peer may not send: 1004-1006, 1015, 1016-2999, below 1000, 5000 and up",
     "invalid-close-reason": "close reason that is not UTF-8",
     "frame-after-close": "any frame after a close frame in the same direction",
-    "message-too-big": "message (inflated size, when compressed) over `--max-message-size`",
+    "message-too-big": "message (inflated size, when compressed) over `--max-message-size` (64 MiB by default with `--strict`)",
     "inflate-error": "compressed data that does not inflate (or needs more than the negotiated window)",
-    "inflate-limit": "inflating stopped at the inflate limit (16 MiB per message): a possible decompression bomb",
-    "not-decodable": "compression context lost, or a compressed frame cut at the capture limit: the message cannot be shown",
+    "not-decodable": "the message refers back to compressed history the inspector lost (after a message that could not be inflated): it cannot be shown",
 }
 
 #: rule id → who is at fault, where it is always the same side; otherwise the sender.
@@ -61,7 +60,9 @@ and `close_code` (see [the recording format](recording-format.md#violations)).
 
 By default a violation is only flagged: the frame is forwarded unchanged, so you see what the
 real peer does with it. With `--strict` the proxy closes the offending side with the close code
-below and the other side with 1001 (see [`--strict`](cli.md#wsinspect-proxy)).
+below and the other side with 1001 (see [`--strict`](cli.md#wsinspect-proxy)), except for
+`frame-after-close`: what a peer sends after its close frame is discarded, and the closing
+handshake under way completes.
 
 - **rule**: the stable id, as it appears in the log, the recording and `wsinspect stats`.
 - **culprit**: `client` for frames the client sent (c2s), `server` for frames the upstream

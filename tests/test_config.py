@@ -164,3 +164,31 @@ def test_the_cli_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"{cfg}: key 'idle-timeout': " in out.stderr
     assert "listening" not in out.stdout
+
+
+# ---- --strict and --max-message-size (issue #11) -------------------------------------------
+
+
+def test_strict_has_a_message_size_limit_by_default() -> None:
+    from wsinspect.settings import DEFAULT_MAX_MESSAGE_SIZE
+
+    assert DEFAULT_MAX_MESSAGE_SIZE == 64 << 20
+    assert settings("proxy", "-u", "ws://h:1", "--strict").max_message_size == 64 << 20
+
+
+def test_max_message_size_0_means_no_limit_and_a_size_is_kept() -> None:
+    assert settings("proxy", "-u", "ws://h:1", "--strict", "--max-message-size", "0").max_message_size is None
+    assert settings("proxy", "-u", "ws://h:1", "--strict", "--max-message-size", "1m").max_message_size == 1 << 20
+
+
+def test_without_strict_there_is_no_limit_and_max_message_size_is_refused() -> None:
+    assert settings("proxy", "-u", "ws://h:1").max_message_size is None
+    with pytest.raises(ConfigError, match="only acts with --strict"):
+        settings("proxy", "-u", "ws://h:1", "--max-message-size", "0")
+
+
+def test_the_help_states_the_default() -> None:
+    proxy = argparse.ArgumentParser(prog="wsinspect proxy")
+    add_proxy_arguments(proxy)
+    text = " ".join(proxy.format_help().split())
+    assert "(default: 64m; 0: no limit)" in text

@@ -1,4 +1,5 @@
-"""A whole proxy: the relay with the Origin policy, idle timeout and faults of its settings.
+"""A whole proxy: the relay with the Origin policy, idle timeout, faults and breakpoints of its
+settings.
 
 The relay knows nothing of faults (``tests/test_layering.py`` keeps it so): they attach through
 its hooks and command registry. The places that run a proxy (``wsinspect proxy``, the TUI's
@@ -11,6 +12,7 @@ import trio
 
 from wsinspect.faults.runtime import install as install_faults
 from wsinspect.hub import Hub
+from wsinspect.intercept.runtime import install as install_intercept
 from wsinspect.relay.hooks import Hooks
 from wsinspect.relay.server import Relay, serve
 from wsinspect.settings import Settings
@@ -25,5 +27,7 @@ async def serve_proxy(
     hooks: Hooks | None = None,
     task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """``relay.server.serve`` with the settings' faults attached; runs until cancelled."""
-    await serve(settings, hub, hooks=hooks, attach=(install_faults,), task_status=task_status)
+    """``relay.server.serve`` with the settings' faults and breakpoints attached (and the
+    intercept commands registered); runs until cancelled."""
+    await serve(settings, hub, hooks=hooks, attach=(install_faults, install_intercept),
+                task_status=task_status)

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from wsinspect.faults.spec import FaultSpec, parse_fault
-from wsinspect.settings import ConfigError, Settings, Upstream
+from wsinspect.intercept.breakpoints import Breakpoint, BreakpointError, parse_breakpoint
+from wsinspect.settings import DEFAULT_MAX_MESSAGE_SIZE, ConfigError, Settings, Upstream
 
 __all__ = [
     "add_proxy_arguments",
@@ -92,9 +93,11 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
                     "kept truncated with their length and SHA-256 (default: 1m)")
     hs.add_argument("--strict", action="store_true",
                     help="close a connection on a protocol violation (1002, 1007 for bad "
-                    "UTF-8, 1009 over --max-message-size) instead of only flagging it")
+                    "UTF-8, 1009 over --max-message-size) instead of only flagging it; "
+                    "frames a peer sends after its close frame are discarded")
     hs.add_argument("--max-message-size", metavar="BYTES", type=_size, default=None,
-                    help="with --strict, close with 1009 when a message grows over this size")
+                    help="with --strict, close with 1009 when a message grows (or a frame "
+                    "header says it will grow) over this size (default: 64m; 0: no limit)")
     hs.add_argument("--no-compression", action="store_true",
                     help="strip permessage-deflate from the client's offer: traffic is "
                     "uncompressed end to end")
@@ -122,8 +125,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise ConfigError("--upstream is required (or 'upstream' in the --config file)")
     if bool(args.cert) != bool(args.key):
         raise ConfigError("--cert and --key go together: give both to serve TLS, or neither")
-    if args.max_message_size is not None and not args.strict:
+    max_message_size = args.max_message_size
+    if max_message_size is not None and not args.strict:
         raise ConfigError("--max-message-size only acts with --strict")
+    if args.strict:  # a limit by default; 0 means none
+        max_message_size = DEFAULT_MAX_MESSAGE_SIZE if max_message_size is None else (
+            max_message_size or None)
     return Settings(
         listen_host=host,
         listen_port=port,
@@ -137,7 +144,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         handshake_timeout=args.handshake_timeout,
         capture_limit=args.capture_limit,
         strict=args.strict,
-        max_message_size=args.max_message_size,
+        max_message_size=max_message_size,
         no_compression=args.no_compression,
         log_format=args.log_format,
         quiet=args.quiet,
@@ -174,6 +181,22 @@ def _fault_arg(text: str) -> FaultSpec:
     try:
         return parse_fault(text)
     except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+BREAK_EPILOG = """\
+--break SPEC is KEY=VALUE pairs (dir=c2s,match=^order) or the TUI filter's words
+(dir:c2s re:^order): dir= c2s or s2c, conn= a connection, op= text or binary, match= a regex
+searched in the message's text (compressed messages: inflated), text= a substring. A held
+message waits, and everything its sender sends after it, until 'wsinspect ctl resume ID'
+(as it came, or --text/--file in its place), 'ctl drop ID' or the TUI lets it go.
+"""
+
+
+def _break_arg(text: str) -> Breakpoint:
+    try:
+        return parse_breakpoint(text)
+    except BreakpointError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -241,6 +264,12 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     flt.add_argument("--control", metavar="PATH", default=None,
                      help="open a control socket (Unix socket, owner-only) for 'wsinspect ctl'")
 
+    brk = parser.add_argument_group("breakpoints", BREAK_EPILOG)
+    brk.add_argument("--break", metavar="SPEC", dest="breakpoints", action=_ReplaceAppend,
+                     type=_break_arg, default=[],
+                     help="hold the data messages this matches until 'wsinspect ctl resume' "
+                     "or the TUI lets them go (repeatable), see the syntax above")
+
 
 def _fault_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The Settings fields of ``_add_fault_arguments``, validated."""
@@ -262,6 +291,7 @@ def _fault_settings(args: argparse.Namespace) -> dict[str, Any]:
         "faults": tuple(getattr(args, "faults", ())),
         "seed": getattr(args, "seed", None),
         "control": getattr(args, "control", None),
+        "breakpoints": tuple(getattr(args, "breakpoints", ())),
     }
 
 

@@ -9,7 +9,7 @@ recording line and the ``--log-format json`` line) lives in ``wsinspect.recordin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.messages import Message
@@ -17,6 +17,7 @@ from wsinspect.wire.refusal import RefusedBy
 from wsinspect.wire.sides import Direction, Initiator
 
 __all__ = [
+    "ActionKind",
     "ConnectionClosed",
     "ConnectionOpened",
     "Event",
@@ -24,11 +25,17 @@ __all__ = [
     "FrameSeen",
     "HandshakeRejected",
     "HttpExchange",
+    "MessageAction",
     "MessageSeen",
     "Notice",
+    "Written",
 ]
 
 Headers = tuple[tuple[str, str], ...]
+# A frame the proxy wrote itself, and why: an edited message, an injected one, or a compressed
+# message sent again compressed by the proxy (after an edit or drop under context takeover).
+Written = Literal["edited", "injected", "recompressed"]
+ActionKind = Literal["held", "resumed", "edited", "dropped", "injected"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +62,9 @@ class ConnectionOpened:
 # stays, as for ``wire.messages.Message``).
 @dataclass(slots=True, unsafe_hash=True)
 class FrameSeen:
-    """One frame that passed (or, with ``delivered=False``, was received and not passed on)."""
+    """One frame that passed (or, with ``delivered=False``, was received and not passed on).
+    ``written`` marks a frame the proxy wrote itself (an edited or injected message): it
+    crossed the wire toward the direction's receiver, but its sender never sent it."""
 
     type: ClassVar[str] = "frame"
     conn: int
@@ -64,6 +73,7 @@ class FrameSeen:
     ts: float
     frame: Frame
     delivered: bool = True
+    written: Written | None = None
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: see FrameSeen
@@ -152,6 +162,34 @@ class FaultInjected:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageAction:
+    """Someone acted on a message of a live connection (``relay.actions``).
+
+    ``action``: ``held`` (a breakpoint stopped it: ``held`` is its id until it is resumed,
+    edited or dropped), ``resumed`` (forwarded as it came), ``edited`` (replaced: ``payload`` is
+    what went out, ``original`` what the sender sent), ``dropped``, or ``injected`` (a message
+    of the proxy's: ``payload``, and ``close_code``/``close_reason`` for a close frame).
+    ``message_no`` is the sender's message number (0 for an injected one); ``payload`` is the
+    message (inflated when compressed) up to the capture limit and ``length`` its full size;
+    ``by`` says who asked (``breakpoint 2``, ``ctl``, ``tui``)."""
+
+    type: ClassVar[str] = "action"
+    conn: int
+    ts: float
+    action: ActionKind
+    direction: Direction
+    opcode: int
+    payload: bytes = b""
+    length: int = 0
+    held: int | None = None
+    message_no: int = 0
+    original: bytes | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something the user should read that is not traffic: the proxy listening, a warning
     (``--insecure``, a public listen address), a recording write failure. ``conn`` is 0 when it
@@ -172,5 +210,6 @@ Event = (
     | HandshakeRejected
     | HttpExchange
     | FaultInjected
+    | MessageAction
     | Notice
 )

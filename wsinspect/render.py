@@ -16,6 +16,7 @@ from wsinspect.events import (
     FrameSeen,
     HandshakeRejected,
     HttpExchange,
+    MessageAction,
     MessageSeen,
     Notice,
 )
@@ -135,12 +136,40 @@ def render_frame(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> str:
         parts.append(f"sha256={f.sha256[:16]}…")
     if not event.delivered:
         parts.append("[NOT DELIVERED]")
+    if event.written is not None:
+        parts.append(f"[{event.written.upper()} BY PROXY]")
     parts.extend(_violation_text(v) for v in f.violations)
     return " ".join(parts)
 
 
+def render_action(event: MessageAction, *, width: int = DEFAULT_PREVIEW) -> str:
+    """``14:03:07.123 #1 → held #4 message 7 text len=12 "order 42" (breakpoint 1)``."""
+    parts = [format_time(event.ts), f"#{event.conn}", ARROWS.get(event.direction, event.direction),
+             event.action]
+    if event.held is not None:
+        parts.append(f"#{event.held}")
+    if event.message_no:
+        parts.append(f"message {event.message_no}")
+    parts.append(opcode_name(event.opcode))
+    if event.opcode == 8:
+        code = event.close_code
+        parts.append("(no status code)" if code is None else f"{code} ({close_code_meaning(code)})")
+        if event.close_reason:
+            parts.append(preview(event.close_reason.encode(), text=True, width=width))
+    else:
+        parts.append(f"len={event.length}")
+        if event.original is not None:
+            parts.append(preview(event.original, text=event.opcode == 1, width=width))
+            parts.append("→")
+        parts.append(preview(event.payload, text=event.opcode in (1, 9, 10),
+                             length=event.length, width=width))
+    if event.by:
+        parts.append(f"({event.by})")
+    return " ".join(parts)
+
+
 def _violation_text(v: Violation) -> str:
-    # Notices are the inspector's own limits (a capped inflate), not a peer's fault.
+    # Notices are the inspector's own limits (a lost compression context), not a peer's fault.
     return f"{'ⓘ' if v.is_notice else '⚠'} {v.section}: {v.message}"
 
 
@@ -199,6 +228,8 @@ def render_event(event: Event, *, width: int = DEFAULT_PREVIEW) -> str:
     if isinstance(event, FaultInjected):
         arrow = f" {ARROWS.get(event.direction, event.direction)}" if event.direction else ""
         return f"{t} #{event.conn}{arrow} fault {event.fault}: {event.action}"
+    if isinstance(event, MessageAction):
+        return render_action(event, width=width)
     if isinstance(event, Notice):
         conn = f" #{event.conn}" if event.conn else ""
         return f"{t}{conn} {event.level}: {event.text}"

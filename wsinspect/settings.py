@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from wsinspect.faults.spec import FaultSpec
+    from wsinspect.intercept.breakpoints import Breakpoint
 
-__all__ = ["ConfigError", "Settings", "Upstream"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "ConfigError", "Settings", "Upstream"]
 
 
 class ConfigError(Exception):
@@ -55,6 +56,10 @@ class Upstream:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+# --strict without --max-message-size: about what common servers allow.
+DEFAULT_MAX_MESSAGE_SIZE = 64 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     listen_host: str = "127.0.0.1"
@@ -69,6 +74,8 @@ class Settings:
     handshake_timeout: float = 10.0
     capture_limit: int = 1 << 20
     strict: bool = False
+    # The message size --strict closes over with 1009 (None: no limit). The flags give
+    # DEFAULT_MAX_MESSAGE_SIZE under --strict unless --max-message-size says otherwise.
     max_message_size: int | None = None
     no_compression: bool = False
     log_format: str = "text"  # "text" or "json"
@@ -87,6 +94,7 @@ class Settings:
     faults: tuple[FaultSpec, ...] = ()
     seed: int | None = None
     control: str | None = None  # control socket path (wsinspect ctl)
+    breakpoints: tuple[Breakpoint, ...] = ()  # --break (see wsinspect.intercept)
 
     @property
     def listen_is_loopback(self) -> bool:

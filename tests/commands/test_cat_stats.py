@@ -74,8 +74,10 @@ def test_cat_json_prints_the_recorded_objects(rec: Path, capsys: pytest.CaptureF
     assert run(cat, [str(rec), "--log-format", "json", "--opcode", "ping"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     # Control payloads are recorded base64 (format v1: only text data is stored as text).
-    assert [(r["type"], r["opcode"], r["payload"], r["encoding"]) for r in rows] == [
-        ("frame", 9, "cA==", "base64")
+    assert [(r["type"], r["opcode"], r["payload"], r["encoding"], r.get("written"))
+            for r in rows] == [
+        ("frame", 9, "cA==", "base64", None),
+        ("frame", 9, "aGk=", "base64", "injected"),  # a ping the proxy wrote
     ]
 
 
@@ -105,10 +107,12 @@ def test_stats_counts_per_connection_and_total(rec: Path, capsys: pytest.Capture
     assert second["violations"] == {"masked-server-frame": 1}
     assert second["faults"] == {"idle-timeout": 1}
     assert second["s2c"]["undelivered"] == 1
-    assert second["s2c"]["bytes"] == (4 + 5000) + (6 + 16)  # wire bytes: headers + full lengths
+    # wire bytes: headers + full lengths, the frame the proxy wrote in place of one included
+    assert second["s2c"]["bytes"] == (4 + 5000) + (6 + 16) + (2 + 5)
+    assert (second["s2c"]["written"], second["c2s"]["written"]) == (1, 1)
     total = report["total"]
     assert (total["connections"], total["rejected"], total["http"]) == (2, 1, 1)
-    assert total["c2s"]["frames"] == 6 and total["s2c"]["frames"] == 6
+    assert total["c2s"]["frames"] == 7 and total["s2c"]["frames"] == 7
     assert total["closes"] == {"1000 by client": 1, "- by proxy": 1}
 
 

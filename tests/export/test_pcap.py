@@ -65,10 +65,14 @@ def test_pcap_is_a_classic_ethernet_pcap(pcap: Path) -> None:
 
 @needs_tshark
 def test_tshark_dissects_every_frame_with_its_recorded_bits(pcap: Path, recording: list[Event]) -> None:
+    # The client's connection: what reached the client, and what came from it.
     expected = [
         e for e in recording
-        if isinstance(e, FrameSeen) and (e.delivered or e.direction == "c2s")
+        if isinstance(e, FrameSeen)
+        and (e.delivered if e.direction == "s2c" else e.written is None)
     ]
+    assert any(e.written == "edited" for e in expected)  # the proxy's frame to the client
+    assert not any(e.written == "injected" for e in expected)  # its frame to the upstream
     rows = tshark(pcap, "-Y", "websocket", "-T", "fields", "-e", "websocket.fin",
                   "-e", "websocket.opcode", "-e", "websocket.mask", "-e", "websocket.masking_key",
                   "-e", "websocket.payload_length", "-e", "websocket.payload_length_ext_16",
@@ -92,7 +96,8 @@ def test_tshark_shows_the_recorded_payloads(pcap: Path) -> None:
                   "-e", "data.data", "-e", "websocket.payload.close.status_code",
                   "-e", "websocket.payload.close.reason")
     texts = [r[0] for r in rows if r[0]]
-    assert sorted(texts) == ["fragmented", "héllo", "héllo"]  # fragments are reassembled
+    # fragments are reassembled; "fixed" is the proxy's edit, which the client received
+    assert sorted(texts) == ["fixed", "fragmented", "héllo", "héllo"]
     data = {bytes.fromhex(r[1]) for r in rows if r[1]}
     assert {bytes(range(256)) * 2, b"\xff\xfe\x00"} <= data
     assert sorted((r[2], r[3]) for r in rows if r[2]) == [("1000", ""), ("1000", "bye")]

@@ -114,7 +114,7 @@ async def test_ctl_reports_an_unknown_connection(
     with trio.fail_after(10):
         upstream = await start_ws_server(nursery, echo)
         await start_proxy(upstream, control=str(sock))
-        assert await ctl(sock, "cut", "9") == 1
+        assert await ctl(sock, "cut", "9") == 2
     assert "no open connection #9" in capsys.readouterr().err
 
 
@@ -205,5 +205,5 @@ async def test_ctl_refuses_a_bad_fault_spec(
     with trio.fail_after(10):
         upstream = await start_ws_server(nursery, echo)
         await start_proxy(upstream, control=str(sock))
-        assert await ctl(sock, "fault", "add", "latency:ms=soon") == 1
+        assert await ctl(sock, "fault", "add", "latency:ms=soon") == 2
     assert "ms: 'soon' is not a number" in capsys.readouterr().err

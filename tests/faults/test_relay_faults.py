@@ -45,8 +45,12 @@ async def test_match_sees_the_text_of_compressed_messages(
             await ws.send("hello " + "y" * 300)
             assert await ws.recv() == "hello " + "y" * 300
     dropped = [e for e in proxy.sink.of(FrameSeen) if not e.delivered]
-    assert len(dropped) == 1 and dropped[0].frame.rsv1  # compressed on the wire
+    assert dropped[0].frame.rsv1  # compressed on the wire
     assert dropped[0].frame.message.payload.startswith(b"ping ")
+    # Context takeover: from the dropped message on, the proxy compresses the client's
+    # messages itself ("hello" may refer back to the "ping" the upstream never inflated).
+    assert [e.frame.message.payload[:6] for e in dropped[1:]] == [b"hello "]
+    assert [e.written for e in proxy.sink.of(FrameSeen) if e.written] == ["recompressed"]
 
 
 async def _survivors(nursery: trio.Nursery, start_proxy: StartProxy, seed: int) -> list[str]:

@@ -12,8 +12,10 @@ from wsinspect.events import (
     FrameSeen,
     HandshakeRejected,
     HttpExchange,
+    MessageAction,
     MessageSeen,
     Notice,
+    Written,
 )
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import encode_frame
@@ -99,9 +101,16 @@ def session(conn: int = 1, ts: float = T0) -> list[Event]:
     return events
 
 
+def written(events: list[Event], kind: Written) -> list[Event]:
+    """The frame events of ``events`` as frames the proxy wrote itself (no message events:
+    the relay publishes none for them)."""
+    return [FrameSeen(e.conn, e.seq, e.direction, e.ts, e.frame, True, kind)
+            for e in events if isinstance(e, FrameSeen)]
+
+
 def every_kind() -> list[Event]:
     """At least one event of every type, including a truncated frame, a frame with a
-    violation and an undelivered frame."""
+    violation, an undelivered frame, a held message edited, and frames the proxy wrote."""
     events = session()
     big = frames_for("s2c", encode_frame(2, b"x" * 5000), capture_limit=1000, conn=2,
                      ts=T0 + 2)
@@ -119,6 +128,15 @@ def every_kind() -> list[Event]:
         ConnectionOpened(2, T0 + 1.9, "127.0.0.1:51235", "/big", "ws://127.0.0.1:9000"),
         *big,
         *bad,
+        MessageAction(2, T0 + 2.11, "held", "s2c", 1, b"masked by server", 16, held=1,
+                      message_no=1, by="breakpoint 1"),
+        MessageAction(2, T0 + 2.12, "edited", "s2c", 1, b"fixed", 5, held=1, message_no=1,
+                      original=b"masked by server", by="ctl"),
+        *written(frames_for("s2c", encode_frame(1, b"fixed"), conn=2, seq0=2, ts=T0 + 2.12),
+                 "edited"),
+        MessageAction(2, T0 + 2.13, "injected", "c2s", 9, b"hi", 2, by="tui"),
+        *written(frames_for("c2s", encode_frame(9, b"hi", mask_key=b"wxyz"), conn=2, seq0=3,
+                            ts=T0 + 2.13), "injected"),
         FaultInjected(2, T0 + 2.2, "idle-timeout", "closed after 1s idle", "s2c", {"after": 1}),
         ConnectionClosed(2, T0 + 2.3, "proxy", "timeout", None, None, None, None, 0.4),
         HandshakeRejected(3, T0 + 3, "127.0.0.1:51236", "/nope", 403, "Origin not allowed",

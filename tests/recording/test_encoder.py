@@ -219,7 +219,8 @@ def test_every_event_is_encoded_as_its_dict_form(helpers: str) -> None:
             fast += 1
             pieces += not isinstance(line, str)
         kinds.add(event.type)
-    assert kinds == {"open", "frame", "message", "close", "rejected", "http", "fault", "notice"}
+    assert kinds == {"open", "frame", "message", "close", "rejected", "http", "fault", "action",
+                     "notice"}
     assert fast >= 80 and pieces >= 10  # the fast lines were really tried, big payloads too
 
 

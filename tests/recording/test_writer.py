@@ -39,7 +39,8 @@ async def test_every_record_type_round_trips(tmp_path: Path) -> None:
     back = list(read_events(str(path)))
     assert [to_dict(e) for e in back] == [to_dict(e) for e in events]
     kinds = {e.type for e in back}
-    assert kinds == {"open", "frame", "message", "close", "rejected", "http", "fault", "notice"}
+    assert kinds == {"open", "frame", "message", "close", "rejected", "http", "fault", "action",
+                     "notice"}
 
 
 async def test_header_line_comes_first(tmp_path: Path) -> None:

@@ -68,6 +68,23 @@ def test_the_upstream_starts_the_close_handshake() -> None:
     assert outcome.client_close == (1001, "") and outcome.upstream_close == (1001, "going away")
 
 
+def test_who_closed_first_is_who_sent_first_whichever_send_finished_first() -> None:
+    """The upstream's close was received first, but its send to the client was still under
+    way when the client's reply had passed: the upstream started the handshake."""
+    lc = Lifecycle()
+    play(
+        lc,
+        (">>", lambda lc: lc.close_received(S2C)), ("<<", None),
+        (">>", lambda lc: lc.close_received(C2S)), ("<<", None),
+        (">>", lambda lc: lc.close_relayed(C2S, 1001, "")), ("<<", []),
+        (">>", lambda lc: lc.close_relayed(S2C, 1001, "going away")),
+        ("<<", [Grace(END_GRACE)]),
+    )
+    outcome = lc.outcome()
+    assert (outcome.initiator, outcome.how, outcome.code, outcome.reason) == (
+        "upstream", "close-handshake", 1001, "going away")
+
+
 def test_a_close_frame_repeated_by_the_same_side_counts_once() -> None:
     lc = Lifecycle()
     lc.close_relayed(C2S, *BYE)

@@ -254,7 +254,7 @@ def test_every_rule_has_a_section_and_a_close_code() -> None:
 
 
 def test_violation_dict_form_round_trips() -> None:
-    v = Violation("inflate-limit", "RFC 7692 §10", "server", "too big", 1009, "notice")
+    v = Violation("not-decodable", "RFC 7692 §7.1.1", "server", "lost", 1002, "notice")
     assert Violation.from_dict(v.to_dict()) == v
     plain = Violation("invalid-utf8", "RFC 6455 §8.1", "client", "bad", 1007)
     assert "severity" not in plain.to_dict()

@@ -99,6 +99,57 @@ def test_any_split_gives_the_same_truncated_frames_and_digests(data: st.DataObje
     )
 
 
+def streamed(data: bytes, splits: list[int], capture_limit: int) -> dict[int, bytes]:
+    """Feed ``data`` to a streaming parser in pieces; check each piece's index against the
+    frames the feed returned; return each long frame's streamed payload, by frame start."""
+    parser = FrameParser(capture_limit, streaming=True)
+    payloads: dict[int, bytearray] = {}
+    prev = 0
+    for cut in [*sorted(set(splits)), len(data)]:
+        frames = parser.feed(data[prev:cut])
+        prev = cut
+        for index, frame, piece in parser.pieces:
+            # The piece belongs to frames[index], or to the frame still arriving.
+            owner = frames[index] if index < len(frames) else parser.current
+            assert owner is frame and frame.length > capture_limit and piece
+            payloads.setdefault(frame.start, bytearray()).extend(piece)
+    assert parser.current is None
+    return {start: bytes(p) for start, p in payloads.items()}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data(), st.sampled_from([1, 100, 300, 69_999]))
+def test_streaming_hands_out_every_long_payload_byte_once_in_order(
+    data: st.DataObject, capture_limit: int
+) -> None:
+    splits = data.draw(st.lists(st.integers(0, len(SAMPLE)), max_size=20))
+    whole = parse_all(SAMPLE)
+    expected = {f.start: f.payload for f in whole if f.length > capture_limit}
+    assert streamed(SAMPLE, splits, capture_limit) == expected
+
+
+def test_streaming_one_byte_at_a_time() -> None:
+    expected = {f.start: f.payload for f in parse_all(SAMPLE) if f.length > 100}
+    assert streamed(SAMPLE, list(range(1, len(SAMPLE))), 100) == expected
+
+
+def test_no_pieces_without_streaming_or_within_the_capture_limit() -> None:
+    parser = FrameParser(100)
+    parser.feed(SAMPLE)
+    assert parser.pieces == []
+    parser = FrameParser(1 << 20, streaming=True)
+    parser.feed(SAMPLE)
+    assert parser.pieces == []
+
+
+def test_pieces_are_kept_only_until_the_next_feed() -> None:
+    parser = FrameParser(10, streaming=True)
+    parser.feed(encode_frame(Opcode.BINARY, bytes(50))[:30])
+    assert [len(p) for _, _, p in parser.pieces] == [28]
+    parser.feed(b"")
+    assert parser.pieces == []
+
+
 @pytest.mark.parametrize("client", [True, False], ids=["client-masked", "server-unmasked"])
 def test_frames_written_by_wsproto_parse_to_the_same_fields(client: bool) -> None:
     proto = FrameProtocol(client=client, extensions=[])

@@ -14,8 +14,10 @@ What is synthetic, and honest about it:
 - payload bytes beyond the capture limit were never recorded: the pcap carries zero bytes in
   their place (before masking) so that the frame header keeps its real length and every later
   frame stays in step. ``wsinspect stats`` and the recording's ``sha256`` tell which frames;
-- frames from the upstream that were not delivered (``delivered: false``) never reached the
-  client, so they are left out; frames received from the client are in, delivered or not;
+- the capture is the client's connection: frames from the upstream that were not delivered
+  (``delivered: false``) never reached the client, so they are left out; frames received from
+  the client are in, delivered or not; frames the proxy wrote (``written``) are in when they
+  went to the client, and left out when they went to the upstream;
 - redacted header values appear as ``[redacted]``.
 """
 
@@ -160,7 +162,11 @@ class PcapWriter:
 
     def frame(self, event: FrameSeen) -> None:
         s = self._streams.get(event.conn)
-        if s is None or s.done or (event.direction == "s2c" and not event.delivered):
+        if event.direction == "s2c":
+            off_the_wire = not event.delivered  # never reached the client
+        else:
+            off_the_wire = event.written is not None  # went to the upstream, not from the client
+        if s is None or s.done or off_the_wire:
             return
         self._data(event.ts, s, event.direction, frame_wire_bytes(event.frame))
 

@@ -127,7 +127,8 @@ def frame_line(e: FrameSeen) -> Line | None:
     """
     f = e.frame
     header = f.header
-    if f.violations or f.opcode == 8 or f.sha256 is not None or not e.delivered or not header:
+    if (f.violations or f.opcode == 8 or f.sha256 is not None or not e.delivered or not header
+            or e.written is not None):
         return None
     key = f.mask_key
     if key is None:
@@ -190,6 +191,8 @@ def message_line(e: MessageSeen) -> Line | None:
     ts_text = _ts_json(e.ts)
     d = e.direction
     wire = f',"wire_len":{m.wire_len!r}' if m.compressed else ""
+    if m.sha256 is not None:
+        wire += f',"sha256":{_json_str(m.sha256)}'
     head = (
         f'{{"type":"message","conn":{e.conn!r},"dir":{_DIRS.get(d) or _json_str(d)},'
         f'"ts":{ts_text},"message":{e.message_no!r},"opcode":{m.opcode!r},"len":{m.length!r},'
@@ -205,13 +208,13 @@ def message_line(e: MessageSeen) -> Line | None:
 #: fails when an event type's fields differ: a field added to ``to_dict`` must be taught to
 #: :func:`frame_line` / :func:`message_line` too, or their lines would miss it.
 FAST_LINE_FIELDS = {
-    FrameSeen: ("conn", "seq", "direction", "ts", "frame", "delivered"),
+    FrameSeen: ("conn", "seq", "direction", "ts", "frame", "delivered", "written"),
     MessageSeen: ("conn", "direction", "ts", "message", "message_no"),
     Frame: ("fin", "rsv1", "rsv2", "rsv3", "opcode", "masked", "mask_key", "length", "header",
             "payload", "start", "sha256", "violations", "message_no", "fragment_index", "message",
             "text"),
     Message: ("opcode", "payload", "length", "wire_len", "frames", "truncated", "compressed",
-              "note"),
+              "note", "sha256"),
 }
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 from wsinspect.events import (
+    ActionKind,
     ConnectionClosed,
     ConnectionOpened,
     Event,
@@ -23,8 +24,10 @@ from wsinspect.events import (
     FrameSeen,
     HandshakeRejected,
     HttpExchange,
+    MessageAction,
     MessageSeen,
     Notice,
+    Written,
 )
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import Frame
@@ -154,6 +157,8 @@ def _frame_to_dict(e: FrameSeen) -> dict[str, Any]:
         d["close_reason"] = f.close_reason
     if not e.delivered:
         d["delivered"] = False
+    if e.written is not None:
+        d["written"] = e.written
     return d
 
 
@@ -177,6 +182,8 @@ def _message_to_dict(e: MessageSeen) -> dict[str, Any]:
         d["wire_len"] = m.wire_len
     if m.note:
         d["note"] = m.note
+    if m.sha256 is not None:
+        d["sha256"] = m.sha256
     return d
 
 
@@ -242,6 +249,33 @@ def _fault_to_dict(e: FaultInjected) -> dict[str, Any]:
     }
 
 
+def _action_to_dict(e: MessageAction) -> dict[str, Any]:
+    text = e.opcode == 1
+    payload, encoding = encode_payload(e.payload, text)
+    d: dict[str, Any] = {
+        "type": e.type,
+        "conn": e.conn,
+        "ts": e.ts,
+        "action": e.action,
+        "dir": e.direction,
+        "opcode": e.opcode,
+        "len": e.length,
+        "payload": payload,
+        "encoding": encoding,
+        "message": e.message_no,
+    }
+    if e.held is not None:
+        d["held"] = e.held
+    if e.original is not None:
+        d["original"], d["original_encoding"] = encode_payload(e.original, text)
+    if e.close_code is not None:
+        d["close_code"] = e.close_code
+        d["close_reason"] = e.close_reason or ""
+    if e.by:
+        d["by"] = e.by
+    return d
+
+
 def _notice_to_dict(e: Notice) -> dict[str, Any]:
     return {"type": e.type, "ts": e.ts, "level": e.level, "text": e.text, "conn": e.conn}
 
@@ -254,6 +288,7 @@ _TO_DICT: dict[type, Callable[[Any], dict[str, Any]]] = {
     HandshakeRejected: _rejected_to_dict,
     HttpExchange: _http_to_dict,
     FaultInjected: _fault_to_dict,
+    MessageAction: _action_to_dict,
     Notice: _notice_to_dict,
 }
 
@@ -316,6 +351,7 @@ def _frame_from_dict(d: dict[str, Any]) -> FrameSeen:
         ts=d["ts"],
         frame=frame,
         delivered=d.get("delivered", True),
+        written=None if d.get("written") is None else _one_of(Written, d["written"]),
     )
 
 
@@ -330,6 +366,7 @@ def _message_from_dict(d: dict[str, Any]) -> MessageSeen:
         truncated=d.get("truncated", False),
         compressed="wire_len" in d,
         note=d.get("note"),
+        sha256=d.get("sha256"),
     )
     return MessageSeen(d["conn"], _one_of(Direction, d["dir"]), d["ts"], message, d.get("message", 0))
 
@@ -383,6 +420,26 @@ def _fault_from_dict(d: dict[str, Any]) -> FaultInjected:
     )
 
 
+def _action_from_dict(d: dict[str, Any]) -> MessageAction:
+    original = d.get("original")
+    return MessageAction(
+        conn=d["conn"],
+        ts=d["ts"],
+        action=_one_of(ActionKind, d["action"]),
+        direction=_one_of(Direction, d["dir"]),
+        opcode=d.get("opcode", 1),
+        payload=decode_payload(d.get("payload", ""), d.get("encoding", "base64")),
+        length=d.get("len", 0),
+        held=d.get("held"),
+        message_no=d.get("message", 0),
+        original=None if original is None else decode_payload(
+            original, d.get("original_encoding", "base64")),
+        close_code=d.get("close_code"),
+        close_reason=d.get("close_reason"),
+        by=d.get("by", ""),
+    )
+
+
 def _one_of(kind: Any, value: Any) -> Any:
     """``value`` if it is one of the ``Literal`` type ``kind``'s values, else ``ValueError``
     (the reader skips the line as damaged)."""
@@ -403,6 +460,7 @@ _FROM_DICT: dict[str, Callable[[dict[str, Any]], Event]] = {
     HandshakeRejected.type: _rejected_from_dict,
     HttpExchange.type: _http_from_dict,
     FaultInjected.type: _fault_from_dict,
+    MessageAction.type: _action_from_dict,
     Notice.type: _notice_from_dict,
 }
 

@@ -18,7 +18,8 @@ Three small hooks, all optional, so the default relay stays "forward the chunk":
     ``session.traffic``.
     A hook object may also have a synchronous ``setup(session)`` method: it is called once the
     session's nursery exists and before either pump reads a byte (install stages there, so
-    that even the first frame goes through them).
+    that even the first frame goes through them); with ``setup_only = True`` it is not started
+    as a task.
 
 Frame stages — ``session.set_stage(direction, stage)`` installs an async callable
     ``stage(item: FrameIn) -> Sequence[bytes]`` on one direction. While a stage is installed
@@ -29,6 +30,10 @@ Frame stages — ``session.set_stage(direction, stage)`` installs an async calla
     refragment it, extra frames inject. The stage may sleep (latency, throttle): the pump does
     not read while it waits, so order is kept and backpressure reaches the sender.
     ``set_stage(direction, None)`` returns to chunk forwarding.
+
+Message gates — ``session.set_gate(direction, gate)`` installs a ``MessageGate`` (breakpoints)
+    on one direction: the pump collects each data message the gate ``wants`` and forwards,
+    replaces or drops it as ``await gate.decide(session, held)`` answers (``relay.actions``).
 
 Send wrappers — ``session.wrap_sender(direction, wrap)`` replaces the stream a direction
     writes to with ``wrap(stream)`` (a shaper that delays or throttles bytes with its own task
@@ -48,13 +53,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.refusal import Refusal
 from wsinspect.wire.sides import Direction
 
 if TYPE_CHECKING:
+    from wsinspect.relay.actions import Decision, HeldMessage
     from wsinspect.relay.session import Session
 
 __all__ = [
@@ -63,6 +69,7 @@ __all__ = [
     "HandshakeGate",
     "HandshakeInfo",
     "Hooks",
+    "MessageGate",
     "Refusal",
     "SessionHook",
 ]
@@ -104,6 +111,20 @@ class FrameIn:
 HandshakeGate = Callable[[HandshakeInfo], Awaitable[Refusal | None]]
 SessionHook = Callable[["Session"], Awaitable[None]]
 FrameStage = Callable[[FrameIn], Awaitable[Sequence[bytes]]]
+
+
+class MessageGate(Protocol):
+    """Decides about whole data messages of one direction (see ``relay.actions``)."""
+
+    def wants(self, session: Session, direction: Direction, frame: Frame) -> bool:
+        """Whether the message that ``frame`` (its first frame) starts must be collected and
+        decided on. Called once per data message: keep it cheap."""
+        ...
+
+    async def decide(self, session: Session, held: HeldMessage) -> Decision:
+        """What becomes of the complete message; may wait (a breakpoint holds it: the
+        direction waits behind it)."""
+        ...
 
 
 @dataclass(slots=True)

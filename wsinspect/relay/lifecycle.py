@@ -15,6 +15,11 @@ is given ``END_GRACE`` seconds to follow. Only when asked (a control command, a 
 each peer (never inside a frame already under way: the session waits for a frame boundary),
 consumes their replies, and ends TCP once both replied, or after ``CLOSE_TIMEOUT``.
 
+``--strict`` ends a connection as a conforming endpoint would: a violation closes both sides,
+but a frame a peer sends after its own close frame is discarded, not answered (RFC 6455
+§5.5.1: the close frame is the last one; §7.1.1), so the closing handshake already under way
+completes with the codes the peers chose.
+
 At the end, ``outcome()`` says who ended the connection, how, and each side's close code.
 """
 
@@ -141,9 +146,11 @@ class Lifecycle:
     __slots__ = (
         "_close",
         "_closes",
+        "_discarding",
         "_end",
         "_ended",
         "_how",
+        "_received",
         "_relayed",
         "_replied",
         "_sent",
@@ -160,6 +167,7 @@ class Lifecycle:
         self.blackholed = False
         self.reset = False
         self._relayed: list[Side] = []  # sides whose close frame was relayed, in order
+        self._received: list[Side] = []  # ... received, in order (a send may finish later)
         self._closes: dict[Side, tuple[int | None, str]] = {}  # each side's first close frame
         self._end: tuple[Initiator, str, str | None] | None = None  # the first end noted
         self._ended: set[Side] = set()  # sides that ended TCP
@@ -167,6 +175,7 @@ class Lifecycle:
         self._close: dict[Direction, SendClose] | None = None
         self._sent: set[Direction] = set()
         self._replied: set[Side] = set()
+        self._discarding: set[Side] = set()  # --strict: sides whose frames after close are dropped
         self._how = ""
         self._timeout = CLOSE_TIMEOUT
 
@@ -188,6 +197,14 @@ class Lifecycle:
         return self._closes.get(side)
 
     # ---- what the peers did ---------------------------------------------------------------
+
+    def close_received(self, direction: Direction) -> None:
+        """A close frame from the sender of ``direction`` is about to be passed on. Noted in
+        receive order: the other direction's close may finish passing first (its send did
+        not wait), and who closed first is who sent first."""
+        side = SENDER[direction]
+        if side not in self._received:
+            self._received.append(side)
 
     def close_relayed(self, direction: Direction, code: int | None, reason: str) -> list[Command]:
         """A close frame from the sender of ``direction`` was passed on."""
@@ -290,10 +307,22 @@ class Lifecycle:
         self, direction: Direction, close_code: int, section: str, message: str
     ) -> list[Command]:
         """``--strict``: the sender of ``direction`` broke the protocol. Close it with the
-        violation's code and the other side with 1001 (going away), and say why."""
+        violation's code and the other side with 1001 (going away), and say why.
+
+        A sender whose close frame was already relayed is not closed again: whatever it sends
+        after its close frame (RFC 6455 §5.5.1) is discarded by the relay, once said, and the
+        closing handshake under way goes on (the other side's close frame is relayed back)."""
         if self._close is not None or self.phase is Phase.TORN_DOWN:
             return []
         offender = SENDER[direction]
+        if offender in self._relayed:
+            if offender in self._discarding:
+                return []
+            self._discarding.add(offender)
+            return [Warn(
+                f"--strict: discarding what the {offender} sends after its close frame; the "
+                f"closing handshake goes on: {section}: {message}"
+            )]
         warning = Warn(
             f"--strict: closing the {offender} with {close_code} and the other side "
             f"with 1001: {section}: {message}"
@@ -337,7 +366,8 @@ class Lifecycle:
         """Who ended the connection and how. A relayed close handshake wins over the TCP ends
         that follow it; a close frame left unanswered makes its sender the initiator, and the
         detail says how the other side ended instead."""
-        relayed = self._relayed
+        relayed = sorted(self._relayed, key=lambda s: (
+            self._received.index(s) if s in self._received else 2))  # receive order
         code: int | None = None
         reason: str | None = None
         if relayed:

@@ -24,13 +24,14 @@ import enum
 from typing import TYPE_CHECKING
 
 from wsinspect import speedups
-from wsinspect.events import FrameSeen, MessageSeen
+from wsinspect.events import FrameSeen, MessageSeen, Written
+from wsinspect.wire.frames import FrameParser
 from wsinspect.wire.inspector import Inspector
 from wsinspect.wire.walker import FrameWalker
 
 if TYPE_CHECKING:
     from wsinspect.hub import Hub, LineSink
-    from wsinspect.wire.frames import Frame, FrameParser
+    from wsinspect.wire.frames import Frame
     from wsinspect.wire.sides import Direction
 
 __all__ = [
@@ -116,6 +117,11 @@ class Observer:
         """Payload bytes still to come that nobody needs to see (may be spliced; see walker)."""
         return 0
 
+    @property
+    def in_message(self) -> bool | None:
+        """Between the fragments of a data message (``None``: this tier does not know)."""
+        return None
+
     def skip(self, n: int, now: float) -> None:
         """Account for ``n`` bytes of ``passing`` that went by unseen."""
         raise ValueError("only the light tier lets payload bytes go by unseen")
@@ -164,6 +170,24 @@ class Observer:
         return any(f.opcode == 8 for f in frames)
 
 
+    def publish_written(self, raw: bytes, written: Written, ts: float, now: float,
+                        delivered: bool = True) -> None:
+        """Count and publish a frame the proxy wrote itself (``raw``: exactly what went out,
+        unless a fault stage kept it back: ``delivered``)."""
+        (f,) = FrameParser(len(raw)).feed(raw)
+        f.text = f.opcode in (1, 9, 10) and not f.rsv1
+        t = self._traffic
+        t.seq += 1
+        t.frames[self._direction] += 1
+        if f.opcode >= 8:
+            t.last_control = now
+        else:
+            t.last_data = now
+        if self._hub.wants_frames:
+            self._hub.publish(
+                FrameSeen(self._conn, t.seq, self._direction, ts, f, delivered, written))
+
+
 class FullObserver(Observer):
     """The full tier (``wire.inspector``)."""
 
@@ -173,6 +197,10 @@ class FullObserver(Observer):
                  inspector: Inspector) -> None:
         super().__init__(direction, conn, hub, traffic, inspector.parser)
         self.inspector = inspector
+
+    @property
+    def in_message(self) -> bool | None:
+        return self.inspector.in_message
 
     def feed(self, data: bytes, ts: float, now: float, as_lines: bool = False) -> list[Frame]:
         return self.inspector.feed(data)

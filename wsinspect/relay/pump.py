@@ -7,6 +7,11 @@ frame-aware path is taken only when something needs whole frames (a fault's stag
 a proxy-initiated close, a ``--strict`` violation); it goes back to chunk forwarding as soon as
 it can.
 
+A message gate (breakpoints) makes the direction collect whole messages and forward, replace or
+drop them as the gate decides, and ``inject`` writes a message of the proxy's at the next
+message boundary: both go through ``relay.actions``, the one path by which anything but the
+peers writes frames.
+
 A chunk's frames are published when it is received, before it is forwarded: the other
 direction may publish while this send waits, and events must keep receive order (a reply is
 never logged before the request it answers).
@@ -20,13 +25,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 import trio
 
-from wsinspect.events import Notice
-from wsinspect.relay.hooks import FrameIn, FrameStage
-from wsinspect.relay.observers import Observer, Tier
+from wsinspect.events import Notice, Written
+from wsinspect.relay.hooks import FrameIn, FrameStage, MessageGate
+from wsinspect.relay.message_path import SENT, STAGE_HOLD_LIMIT, MessagePath
+from wsinspect.relay.observers import FullObserver, Observer, Tier
 from wsinspect.relay.transport import CAN_SPLICE, RAW_IO, Pipe, is_reset, open_pipe, splice
 from wsinspect.wire.checks import Violation
 from wsinspect.wire.frames import Frame
@@ -48,9 +55,7 @@ SPLICE_MIN = 64 * 1024
 YIELD_EVERY = 8  # a raw pump that never waits still lets other tasks run every this many reads
 DENSE_CHUNK = 256  # full tier: a chunk with more frames than this yields before the next read
 DENSE_READ = 4 * 1024  # ... and the next read is this small (at most ~600 frames, a few ms)
-STAGE_HOLD_LIMIT = 16 << 20  # a stage sees whole frames up to this size
 
-SENT = (trio.BrokenResourceError, trio.ClosedResourceError)  # a send that found the peer gone
 
 
 def peer_fault(f: Frame) -> Violation | None:
@@ -61,7 +66,7 @@ def peer_fault(f: Frame) -> Violation | None:
     return None
 
 
-class Pump:
+class Pump(MessagePath):
     """Direction ``d`` of ``session``: reads ``src``, writes ``dst`` (one writer at a time:
     the pump, or the session sending a frame of its own), feeds ``observer``."""
 
@@ -94,6 +99,13 @@ class Pump:
         self.dst = dst
         self.observer = observer
         self.stage: FrameStage | None = None
+        self.gate: MessageGate | None = None
+        self.collected: list[FrameIn] = []  # a message collected for the gate, and its size
+        self.collected_size = 0
+        self.recompress_bits = 0  # re-compressing this direction (``message_path``)
+        self.injections: deque[tuple[int, bytes, Written]] = deque()  # waiting for a boundary
+        self.ahead: list[Frame] = []  # the frame path: the chunk's frames, handled up to
+        self.ahead_at = 0  # ... this index
         # (the session's, read on every chunk)
         self.hub = session.hub
         self.lc = session.lifecycle
@@ -221,24 +233,41 @@ class Pump:
     async def sender_ended(self, how: PeerEnd, exc: BaseException | None) -> None:
         """The sender ended, maybe inside a frame a stage was holding: what came of that frame
         goes on first, as it came (the receiver gets every byte the sender sent)."""
+        if self.collected and not await self.let_go_collected():
+            return
         if self.buf and not await self.let_go_held():
             return
         await self.session.sender_ended(self.d, how, exc)
 
     def forwarding(self) -> bool:
         """Whether chunks pass on as they come (the fast path)."""
-        return self.stage is None and self.lc.forwards and not self.buf and self.tail_forwarded
+        return (
+            self.stage is None
+            and self.gate is None
+            and not self.recompress_bits
+            and self.lc.forwards
+            and not self.buf
+            and self.tail_forwarded
+            and not self.collected
+        )
 
     async def relay_chunk(self, data: bytes) -> bool:
         """Forward, inspect and publish one chunk; ``False`` when the pump must stop."""
         self.traffic.bytes[self.d] += len(data)
         if not self.strict and self.forwarding():
-            return await self.pass_chunk(data, None)
-        # --strict must see a chunk's violations before any of it goes on.
-        inspected = self.inspect(data)
-        if self.forwarding() and not any(peer_fault(f) for f in inspected[0]):
-            return await self.pass_chunk(data, inspected)
-        return await self.relay_frames(data, *inspected)
+            ok = await self.pass_chunk(data, None)
+        else:
+            # --strict must see a chunk's violations before any of it goes on, and the header
+            # of a frame before any of that frame does (``held_start``).
+            inspected = self.inspect(data)
+            if (self.forwarding() and not any(peer_fault(f) for f in inspected[0])
+                    and self.held_start(self.base + len(data)) is False):
+                ok = await self.pass_chunk(data, inspected)
+            else:
+                ok = await self.relay_frames(data, *inspected)
+        if self.injections and ok:
+            return await self.flush_injections()
+        return ok
 
     def inspect(self, data: bytes, as_lines: bool = False) -> tuple[list[Frame], float, float]:
         """Feed ``data`` to the observer: ``(completed frames, wall time, trio time)``."""
@@ -278,6 +307,8 @@ class Pump:
         first = t.seq + 1  # (before inspecting: the recording tier numbers frames there)
         frames, ts, now = inspected or self.inspect(data, as_lines=failed is None)
         closes = self.observer.publish(frames, ts, now, failed is None)
+        if closes:
+            self.lc.close_received(self.d)
         last = t.seq
         # Counted as handled before the await, so an action that looks meanwhile sees the
         # frame in progress as (being) forwarded and waits for its end.
@@ -356,7 +387,9 @@ class Pump:
         lc = self.lc
         session = self.session
         observer = self.observer
-        for f in frames:
+        self.ahead = frames
+        for i, f in enumerate(frames):
+            self.ahead_at = i  # (``f`` is not handled until it has gone)
             if f.start < base:
                 # Its start was already forwarded (or dropped): finish it the same way.
                 n = f.end - base
@@ -373,45 +406,95 @@ class Pump:
                     # Too long to hold back: it went on, and the connection closes after it.
                     await session.strict_close(d, f)
                 await session.frame_passed(d)
-                continue
-            raw = bytes(buf[f.start - base : f.end - base])
-            del buf[: f.end - base]
-            base = self.base = f.end
-            if not lc.forwards:
-                observer.publish([f], ts, now, False)
-                if f.opcode == 8:  # a reply to the proxy's close (nothing, in a blackhole)
-                    await session.close_consumed(d, f)
-                continue
-            if self.strict and peer_fault(f):
-                observer.publish([f], ts, now, False)
-                await session.strict_close(d, f)
-                continue
-            stage = self.stage
-            if stage is None:
-                if not await self.forward(raw, [f], ts, now):
+            else:
+                raw = bytes(buf[f.start - base : f.end - base])
+                del buf[: f.end - base]
+                base = self.base = f.end
+                item = FrameIn(f, raw, d, ts, now)
+                if self.gate is not None or self.collected or self.recompress_bits:
+                    ok = await self.collect(item)
+                else:
+                    ok = await self.frame_in(item)
+                if not ok:
                     return False
-                continue
-            try:
-                outs = await stage(FrameIn(f, raw, d, ts, now))
-            except trio.Cancelled:
-                observer.publish([f], ts, now, False)
-                raise
-            ok = True
-            for out in outs:
-                try:
-                    await self.send(out)
-                except SENT as exc:
-                    ok = False
-                    await session.receiver_gone(d, exc)
-                    break
-            if observer.publish([f], ts, now, bool(outs) and ok) and outs and ok:
-                await session.closes_passed(d, [f])
-            if not ok:
+            self.ahead_at = i + 1
+            if self.injections and not await self.flush_injections():
                 return False
-        # The frame in progress: hold it for a stage, else pass (or drop) what came of it.
-        if buf and (self.stage is None or len(buf) > STAGE_HOLD_LIMIT or not lc.forwards):
+        self.ahead = []
+        if buf and self.strict:
+            held = self.held_start(self.base + len(buf))
+            if held is True:
+                return True  # its header is incomplete: held until it is whole
+            if held:  # stopped at its header: no byte of it goes on
+                self.base += len(buf)
+                buf.clear()
+                self.tail_forwarded = False
+                await session.strict_close(d, held)
+                return True
+        # The frame in progress: hold it for a stage or a gate, else pass (or drop) what came
+        # of it. A frame too long to hold lets a collected message go first, as it came.
+        if buf and (
+            (self.stage is None and self.gate is None and not self.recompress_bits)
+            or len(buf) > STAGE_HOLD_LIMIT
+            or not lc.forwards
+        ):
+            if self.collected and not await self.let_go_collected():
+                return False
             return await self.let_go_held()
         return True
+
+    def held_start(self, end: int) -> Violation | bool:
+        """--strict, a frame in progress whose start (read up to stream offset ``end``) has
+        not gone on: ``True`` to hold it while its header is incomplete, the violation its
+        header shows that stops it (``Checker.check_start``: a frame after a close frame, a
+        length over a limit), ``False`` when it may go on (or no such frame is in progress)."""
+        observer = self.observer
+        if not self.base <= observer.frame_start < end or not isinstance(observer, FullObserver):
+            return False
+        frame = observer.inspector.parser.current
+        if frame is None:
+            return True
+        faults = observer.inspector.checker.check_start(frame)
+        return next((v for v in faults if not v.is_notice), False)
+
+    async def frame_in(self, item: FrameIn) -> bool:
+        """One complete frame: forward it, or what the stage makes of it; ``False`` when the
+        pump must stop."""
+        f = item.frame
+        d = self.d
+        ts, now = item.ts, item.received
+        observer = self.observer
+        session = self.session
+        if not self.lc.forwards:
+            observer.publish([f], ts, now, False)
+            if f.opcode == 8:  # a reply to the proxy's close (nothing, in a blackhole)
+                await session.close_consumed(d, f)
+            return True
+        if self.strict and peer_fault(f):
+            observer.publish([f], ts, now, False)
+            await session.strict_close(d, f)
+            return True
+        stage = self.stage
+        if stage is None:
+            return await self.forward(item.raw, [f], ts, now)
+        try:
+            outs = await stage(item)
+        except trio.Cancelled:
+            observer.publish([f], ts, now, False)
+            raise
+        if f.fin and f.opcode < 8 and f.message is not None:
+            outs = self.keep_in_sync(item, outs)
+        ok = True
+        for out in outs:
+            try:
+                await self.send(out)
+            except SENT as exc:
+                ok = False
+                await session.receiver_gone(d, exc)
+                break
+        if observer.publish([f], ts, now, bool(outs) and ok) and outs and ok:
+            await session.closes_passed(d, [f])
+        return ok
 
     async def let_go_held(self) -> bool:
         """Pass (or drop) the held start of the frame in progress; ``False`` when the receiver
@@ -440,6 +523,8 @@ class Pump:
         t = self.traffic
         first = t.seq + 1
         closes = self.observer.publish(fs, ts, now)  # before the send: receive order
+        if closes:
+            self.lc.close_received(self.d)
         last = t.seq
         try:
             await self.send(raw)

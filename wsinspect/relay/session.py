@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from wsinspect.events import ConnectionClosed, Notice
+from wsinspect.relay.actions import close_payload
 from wsinspect.relay.control import ControlError
-from wsinspect.relay.hooks import FrameStage, SessionHook
+from wsinspect.relay.hooks import FrameStage, MessageGate, SessionHook
 from wsinspect.relay.lifecycle import (
     CLOSE_TIMEOUT,
     END_GRACE,
@@ -36,6 +37,8 @@ from wsinspect.relay.lifecycle import (
 from wsinspect.relay.observers import Observer, Tier, Traffic, choose_tier, make_observer
 from wsinspect.relay.pump import SENT, Pump, peer_fault
 from wsinspect.relay.transport import close_streams, is_reset
+from wsinspect.wire.checks import Violation
+from wsinspect.wire.deflate import DeflateParams, ExtensionError, negotiated_deflate
 from wsinspect.wire.frames import Frame, encode_frame
 from wsinspect.wire.sides import C2S, S2C, Direction, PeerEnd
 
@@ -141,16 +144,68 @@ class Session:
 
         A stage needs parsed frames: a direction in the light tier switches to full inspection
         if it has not seen a byte yet (a hook's ``setup``), and refuses the stage otherwise."""
+        if stage is not None:
+            self._parsed(direction, "frame faults cannot be added to it now")
+        self._pumps[direction].stage = stage
+
+    def set_gate(self, direction: Direction, gate: MessageGate | None) -> None:
+        """Install (or with ``None`` remove) the message gate of ``direction`` (breakpoints:
+        see ``relay.actions``); it needs parsed frames, as a stage does."""
+        if gate is not None:
+            self._parsed(direction, "its messages cannot be held")
+        self._pumps[direction].gate = gate
+
+    def _parsed(self, direction: Direction, what: str) -> None:
         pump = self._pumps[direction]
-        if stage is not None and pump.observer.tier is Tier.LIGHT:
+        if pump.observer.tier is Tier.LIGHT:
             if self.traffic.bytes[direction]:  # bytes went by unparsed: too late to switch
                 raise ControlError(
                     f"connection #{self.conn} uses the light inspection tier (nothing observed "
-                    "its frames when it opened): frame faults cannot be added to it now"
+                    f"its frames when it opened): {what}"
                 )
             tier, _why = choose_tier(self.hub, strict=self.strict, staged=True)
             pump.observer = self._observer(direction, tier)
-        pump.stage = stage
+
+    async def inject(self, direction: Direction, opcode: int, payload: bytes) -> bool:
+        """Write a message of the proxy's toward ``direction``'s receiver (``relay.actions``):
+        a data message at the next message boundary, a control frame at the next frame
+        boundary. Returns whether it went at once (else it waits for that boundary).
+        ``ControlError`` when it cannot be sent: the connection is closing, the direction is
+        not parsed, or a control payload is over 125 bytes."""
+        if opcode not in (1, 2, 8, 9, 10):
+            raise ControlError(f"opcode {opcode} is not a message the proxy can send")
+        if opcode >= 8 and len(payload) > 125:
+            raise ControlError("a control frame's payload is at most 125 bytes (RFC 6455 §5.5)")
+        if opcode == 8 and payload:
+            try:
+                close_payload(int.from_bytes(payload[:2], "big"), payload[2:].decode())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ControlError(str(exc)) from None
+        if self.finished.is_set() or not self.lifecycle.forwards:
+            raise ControlError(f"connection #{self.conn} is closing: nothing more can be sent")
+        self._parsed(direction, "the proxy cannot find its message boundaries")
+        pump = self._pumps[direction]
+        pump.injections.append((opcode, payload, "injected"))
+        await pump.flush_injections()
+        return not pump.injections
+
+    def deflate_params(self, d: Direction) -> tuple[int, bool] | None:
+        """``(window_bits, no_context_takeover)`` of ``d``'s sender when permessage-deflate
+        was negotiated."""
+        extensions = self._observe_args[1]
+        if not extensions or "permessage-deflate" not in extensions.lower():
+            return None
+        try:
+            params = negotiated_deflate(extensions)
+        except ExtensionError:
+            params = DeflateParams()
+        return None if params is None else params.for_direction(d)
+
+    async def close_written(self, d: Direction, payload: bytes) -> None:
+        """A close frame of the proxy's went toward ``d``'s receiver (an injected close): the
+        closing handshake goes on as if ``d``'s sender had sent it."""
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        await self._carry_out(self.lifecycle.close_relayed(d, code, payload[2:].decode()))
 
     def wrap_sender(
         self, direction: Direction, wrap: Callable[[trio.abc.Stream], trio.abc.Stream]
@@ -284,10 +339,12 @@ class Session:
         """A close frame was kept from its receiver (a reply to the proxy's own close)."""
         await self._carry_out(self.lifecycle.close_consumed(d, f.close_code, f.close_reason or ""))
 
-    async def strict_close(self, d: Direction, f: Frame) -> None:
-        """``--strict``: the lifecycle closes both sides; carried out in a task of its own, so
-        this pump keeps reading (and consuming) while the close frames wait to be written."""
-        v = peer_fault(f)
+    async def strict_close(self, d: Direction, f: Frame | Violation) -> None:
+        """``--strict``: the lifecycle closes both sides (or discards a frame sent after a
+        close frame); carried out in a task of its own, so this pump keeps reading (and
+        consuming) while the close frames wait to be written. ``f``: the frame, or the
+        violation the header of a frame still arriving shows."""
+        v = f if isinstance(f, Violation) else peer_fault(f)
         assert v is not None
         commands = self.lifecycle.violation(d, v.close_code, v.section, v.message)
         if commands:
@@ -323,7 +380,8 @@ class Session:
                 self._early.clear()
                 nursery.start_soon(pump, S2C, upstream_first)
                 for hook in self._session_hooks:
-                    nursery.start_soon(hook, self)
+                    if not getattr(hook, "setup_only", False):
+                        nursery.start_soon(hook, self)
                 # The session's own task pumps client → upstream: one task fewer per connection.
                 await pump(C2S, client_first)
         except Exception as exc:  # one connection's bug never takes the proxy down

@@ -47,6 +47,7 @@ class DirStats:
     largest_message: int = 0
     opcodes: dict[str, int] = field(default_factory=dict)
     undelivered: int = 0
+    written: int = 0  # frames the proxy wrote itself (edited, injected, re-compressed)
 
     def add_frame(self, event: FrameSeen) -> None:
         f = event.frame
@@ -56,6 +57,8 @@ class DirStats:
         self.opcodes[name] = self.opcodes.get(name, 0) + 1
         if not event.delivered:
             self.undelivered += 1
+        if event.written is not None:
+            self.written += 1
 
     def add_message(self, length: int) -> None:
         self.messages += 1
@@ -69,6 +72,7 @@ class DirStats:
         self.message_bytes += other.message_bytes
         self.largest_message = max(self.largest_message, other.largest_message)
         self.undelivered += other.undelivered
+        self.written += other.written
         for name, n in other.opcodes.items():
             self.opcodes[name] = self.opcodes.get(name, 0) + n
 
@@ -81,6 +85,7 @@ class DirStats:
             "largest_message": self.largest_message,
             "opcodes": dict(self.opcodes),
             "undelivered": self.undelivered,
+            "written": self.written,
         }
 
 
@@ -247,6 +252,8 @@ def _dir_lines(label: str, d: dict[str, Any], seconds: float) -> list[str]:
     out = [line, f"      frames by opcode: {opcodes}"]
     if d["undelivered"]:
         out.append(f"      undelivered frames: {d['undelivered']}")
+    if d.get("written"):
+        out.append(f"      frames written by the proxy: {d['written']}")
     return out
 
 

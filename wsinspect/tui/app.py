@@ -6,6 +6,11 @@ times a second, extends the frames view and redraws only what changed (STYLE.md 
 tables are virtual (``wsinspect.tui.table``), so a million frames cost no more to draw than ten.
 
 All non-widget state lives in ``UiState`` (``app.ui``), not in private attributes of the App.
+
+Intercepting (live only): ``b`` arms breakpoints; a message a breakpoint holds is a row of its
+own in the frames table (``⏸``, from the relay's ``held`` action) until it is forwarded
+(``Enter``), edited (``e``), dropped (``d``) or all are forwarded (``A``); ``i`` injects a
+message. Each goes to the relay as a command of ``wsinspect.intercept.commands``.
 """
 
 from __future__ import annotations
@@ -24,13 +29,20 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Input, Static
 
-from wsinspect.events import Event, FrameSeen, Notice
+from wsinspect.events import Event, FrameSeen, MessageAction, Notice
 from wsinspect.render import format_bytes, format_time
 from wsinspect.tui.bridge import GuestRelay
-from wsinspect.tui.detail import PayloadMode, render_frame_detail, render_handshake, render_message
-from wsinspect.tui.rows import TimeFormat
+from wsinspect.tui.detail import (
+    PayloadMode,
+    render_action_detail,
+    render_frame_detail,
+    render_handshake,
+    render_message,
+)
+from wsinspect.tui.intercept_screens import BreakpointScreen, EditScreen, Injection, InjectScreen
+from wsinspect.tui.rows import TimeFormat, format_age
 from wsinspect.tui.screens import HelpScreen, PromptScreen
-from wsinspect.tui.store import EventStore, FilterError, FrameFilter, FrameView, Rates
+from wsinspect.tui.store import EventStore, FilterError, FrameFilter, FrameView, Rates, Row
 from wsinspect.tui.table import ConnTable, FrameTable, RowTable
 
 __all__ = ["InspectorApp", "UiState"]
@@ -40,6 +52,9 @@ DRAIN_BUDGET = 20_000  # events applied per tick at most, so a big file never fr
 LOADER_BACKLOG = 100_000  # the loader thread waits while this many events are undrained
 LOADER_BATCH = 500  # events the loader parses between checks
 INPUT_GRACE = 1.0  # seconds after a key or mouse event during which the loader yields
+# One footer entry for the keys that act on held messages (their own descriptions are tooltips;
+# the status bar spells them out while a message is held), so that every key fits on 120 columns.
+HELD_KEYS = Binding.Group("held msg", compact=True)
 
 
 @dataclass
@@ -71,6 +86,7 @@ class UiState:
     stop_loading: threading.Event = field(default_factory=threading.Event)
     closers: list[Callable[[], None]] = field(default_factory=list)  # run after the relay stops
     last_input: float = 0.0  # monotonic time of the last key or mouse event
+    breakpoints: list[dict[str, object]] = field(default_factory=list)  # as the relay last listed
 
 
 class InspectorApp(App[int]):
@@ -90,9 +106,15 @@ class InspectorApp(App[int]):
         Binding("m", "detail('message')", "Message"),
         Binding("h", "detail('handshake')", "Handshake"),
         Binding("s", "save", "Save"),
-        Binding("c", "close_connection", "Close conn"),
-        Binding("k", "cut(False)", "Cut TCP"),
+        Binding("c", "close_connection", "Close"),
+        Binding("k", "cut(False)", "Cut"),
         Binding("K", "cut(True)", "Cut (RST)", show=False),
+        Binding("b", "breakpoints", "Break"),
+        Binding("enter", "resume", "Forward", key_display="⏎", group=HELD_KEYS),
+        Binding("e", "edit_held", "Edit", group=HELD_KEYS),
+        Binding("d", "drop_held", "Drop", group=HELD_KEYS),
+        Binding("A", "resume_all", "Forward all held", group=HELD_KEYS),
+        Binding("i", "inject", "Inject"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "leave_filter", "Back to frames", show=False),
     ]
@@ -137,7 +159,9 @@ class InspectorApp(App[int]):
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail")
         yield Static("", id="status")
-        yield Footer()
+        # Compact, and without the palette's entry (Ctrl+P still opens it), so that every key
+        # fits on 120 columns.
+        yield Footer(compact=True, show_command_palette=False)
 
     @property
     def frames(self) -> FrameTable:
@@ -189,6 +213,7 @@ class InspectorApp(App[int]):
         self.frames.rows_changed(added, pruned)
         self.conns.sync()
         self.update_status()
+        self.update_detail()  # a held message shown there may have been decided
 
     def show_notices(self) -> None:
         """Warnings and errors from the relay or the recorder (``Notice``) pop up; the rest
@@ -246,19 +271,23 @@ class InspectorApp(App[int]):
             self.update_detail()
         self.update_status()
 
-    def selected_frame(self) -> FrameSeen | None:
+    def selected_row(self) -> Row | None:
         selected = self.frames.selected
         if selected is None:
             return None
         try:
-            return self.ui.store.frame(selected)
+            return self.ui.store.row(selected)
         except IndexError:
             return None
+
+    def selected_frame(self) -> FrameSeen | None:
+        row = self.selected_row()
+        return row if type(row) is FrameSeen else None
 
     def selected_conn(self) -> int | None:
         if self.ui.conn is not None:
             return self.ui.conn
-        event = self.selected_frame()
+        event = self.selected_row()
         return event.conn if event is not None else None
 
     def fragments(self, event: FrameSeen) -> list[FrameSeen]:
@@ -267,7 +296,9 @@ class InspectorApp(App[int]):
         want = (event.direction, event.frame.message_no)
         found: list[FrameSeen] = []
         for index in reversed(store.conn_frames(event.conn)):
-            other = store.frame(index)
+            other = store.row(index)
+            if type(other) is not FrameSeen:
+                continue
             if (other.direction, other.frame.message_no) == want:
                 found.append(other)
             elif found and other.direction == event.direction:
@@ -279,8 +310,9 @@ class InspectorApp(App[int]):
 
     def update_detail(self) -> None:
         ui = self.ui
-        event = self.selected_frame()
-        key = (self.frames.selected, ui.store.base, ui.detail_mode, ui.payload_mode, ui.conn)
+        row = self.selected_row()
+        key = (self.frames.selected, ui.store.base, ui.detail_mode, ui.payload_mode, ui.conn,
+               ui.store.held_version if type(row) is MessageAction else 0)
         if key == ui.shown_detail and ui.detail_mode != "handshake":
             return
         ui.shown_detail = key
@@ -293,9 +325,14 @@ class InspectorApp(App[int]):
             else:
                 detail.update(render_handshake(info, self.time_format))
             return
-        if event is None:
+        if row is None:
             detail.update("No frame selected." if not ui.store.total else "")
             return
+        if type(row) is MessageAction:
+            detail.update(render_action_detail(row, ui.store.fate(row), ui.payload_mode, self.time_format))
+            return
+        event = row
+        assert type(event) is FrameSeen
         if ui.detail_mode == "message":
             message = ui.store.messages.get((event.conn, event.direction, event.frame.message_no))
             fragments = self.fragments(event) if message is None else []
@@ -321,7 +358,11 @@ class InspectorApp(App[int]):
             parts.append(f"viewing {ui.source_name} ({state})")
         opened = sum(1 for i in store.connections.values() if i.state == "open")
         parts.append(f"conns {len(store.connections)} ({opened} open)")
-        parts.append(f"frames {store.total}" + (f" shown {len(ui.view)}" if ui.query or ui.conn else ""))
+        parts.append(f"frames {store.frames_total}" + (f" shown {len(ui.view)}" if ui.query or ui.conn else ""))
+        oldest = store.oldest_held()
+        if oldest is not None:
+            age = format_age(max(0.0, store.now() - oldest.ts))
+            parts.append(f"⏸ {len(store.held)} held, oldest {age} (⏎ forward, e edit, d drop, A all)")
         if ui.bridge is not None:
             fps, bps = ui.rates.total
             parts.append(f"total {fps:.0f} fr/s {format_bytes(int(bps))}/s")
@@ -401,6 +442,10 @@ class InspectorApp(App[int]):
     # -- save --------------------------------------------------------------------------------
 
     def selected_payload(self) -> tuple[bytes, str] | None:
+        row = self.selected_row()
+        if type(row) is MessageAction:
+            name = f"wsinspect-{row.conn}-{row.direction}-{row.action}{row.held or ''}.bin"
+            return row.payload, name
         event = self.selected_frame()
         if event is None:
             return None
@@ -436,9 +481,15 @@ class InspectorApp(App[int]):
 
     # -- commands to the relay (one path: GuestRelay.execute → Relay.execute) ----------------
 
-    def command_target(self) -> int | None:
+    def live(self) -> bool:
+        """Whether there is a relay to command; says so when there is not."""
         if self.ui.bridge is None or self.ui.bridge.relay is None:
             self.notify("Read-only: commands need a live relay (wsinspect tui).", severity="warning")
+            return False
+        return True
+
+    def command_target(self) -> int | None:
+        if not self.live():
             return None
         conn = self.selected_conn()
         if conn is None:
@@ -488,10 +539,124 @@ class InspectorApp(App[int]):
         self.send_command(CutConnection(conn, rst=rst))
 
     def command_done(self, command: object, result: object) -> None:
+        """A command's result, or the exception it raised (called from the relay's task: the
+        UI work is queued on the app, so a slip there cannot take the relay down)."""
+        self.call_later(self.show_result, command, result)
+
+    def show_result(self, command: object, result: object) -> None:
+        from wsinspect.intercept.commands import AddBreakpoint, ClearBreakpoints, ListBreakpoints
+
         if isinstance(result, BaseException):
             self.notify(str(result) or repr(result), title="Command failed", severity="error")
+        elif isinstance(command, ListBreakpoints):
+            self.breakpoints_listed(result)
+            return
+        elif isinstance(command, AddBreakpoint) and isinstance(result, dict):
+            self.notify(f"breakpoint {result.get('id')} armed: {result.get('spec')}", title="Breakpoint")
         else:
             self.notify(str(result) if result is not None else f"{command} done", title="Command")
+        if isinstance(command, (AddBreakpoint, ClearBreakpoints)):
+            self.send_command(ListBreakpoints())
+
+    # -- intercepting: breakpoints, held messages, injection ---------------------------------
+
+    def breakpoints_listed(self, result: object) -> None:
+        """The relay's list of armed breakpoints: kept, and shown by an open editor."""
+        listed = [b for b in result if isinstance(b, dict)] if isinstance(result, list) else []
+        self.ui.breakpoints = listed
+        if isinstance(self.screen, BreakpointScreen):
+            self.screen.show(listed)
+
+    def action_breakpoints(self) -> None:
+        """``b``: the breakpoint editor, pre-filled with the selected connection."""
+        if not self.live():
+            return
+        from wsinspect.intercept.commands import AddBreakpoint, ClearBreakpoints, ListBreakpoints
+
+        conn = self.selected_conn() if self.ui.conn is not None else None
+        self.send_command(ListBreakpoints())
+
+        def arm(spec: str | None) -> None:
+            if spec:
+                self.send_command(AddBreakpoint(spec))
+
+        def remove(ident: int) -> None:
+            self.send_command(ClearBreakpoints(ident))
+
+        value = f"#{conn} " if conn is not None else ""
+        self.push_screen(BreakpointScreen(value, self.ui.breakpoints, remove), arm)
+
+    def selected_held(self) -> MessageAction | None:
+        """The selected row when it is a message held now; says what to do when it is not."""
+        if not self.live():
+            return None
+        row = self.selected_row()
+        if row is not None and type(row) is MessageAction and self.ui.store.is_held(row):
+            return row
+        if type(row) is MessageAction and row.action == "held":
+            self.notify(f"Held message #{row.held} was already decided.", severity="warning")
+        elif self.ui.store.held:
+            self.notify("Select a held message (⏸ in the frames table; filter is:held), "
+                        "or A forwards them all.", severity="warning")
+        else:
+            self.notify("No message is held (b arms a breakpoint).", severity="warning")
+        return None
+
+    def action_resume(self) -> None:
+        """``Enter``: forward the selected held message as it came."""
+        held = self.selected_held()
+        if held is None or held.held is None:
+            return
+        from wsinspect.intercept.commands import ResumeHeld
+
+        self.send_command(ResumeHeld(held.held, by="tui"))
+
+    def action_drop_held(self) -> None:
+        """``d``: drop the selected held message (the receiver never gets it)."""
+        held = self.selected_held()
+        if held is None or held.held is None:
+            return
+        from wsinspect.intercept.commands import DropHeld
+
+        self.send_command(DropHeld(held.held, by="tui"))
+
+    def action_resume_all(self) -> None:
+        """``A``: forward every held message as it came."""
+        if not self.live():
+            return
+        from wsinspect.intercept.commands import ResumeHeld
+
+        self.send_command(ResumeHeld(all=True, by="tui"))
+
+    def action_edit_held(self) -> None:
+        """``e``: edit the selected held message, then forward the new payload in its place."""
+        held = self.selected_held()
+        if held is None or held.held is None:
+            return
+        ident = held.held
+        from wsinspect.intercept.commands import ResumeHeld
+
+        def edited(payload: bytes | None) -> None:
+            if payload is not None:
+                self.send_command(ResumeHeld(ident, payload, by="tui"))
+
+        self.push_screen(EditScreen(held), edited)
+
+    def action_inject(self) -> None:
+        """``i``: send a message of the proxy's into the selected connection."""
+        conn = self.command_target()
+        if conn is None:
+            return
+        row = self.selected_row()
+        to = "client" if row is not None and row.conn == conn and row.direction == "s2c" else "upstream"
+        from wsinspect.intercept.commands import SendMessage
+
+        def inject(what: Injection | None) -> None:
+            if what is not None:
+                self.send_command(SendMessage(conn, what.to, what.kind, what.payload, what.code,
+                                              what.reason, by="tui"))
+
+        self.push_screen(InjectScreen(conn, to), inject)
 
     # -- ending ------------------------------------------------------------------------------
 

@@ -13,7 +13,13 @@ from typing import Literal
 
 from rich.text import Text
 
-from wsinspect.events import ConnectionOpened, FrameSeen, HandshakeRejected, MessageSeen
+from wsinspect.events import (
+    ConnectionOpened,
+    FrameSeen,
+    HandshakeRejected,
+    MessageAction,
+    MessageSeen,
+)
 from wsinspect.render import ARROWS, format_bytes, format_time
 from wsinspect.tui.rows import TimeFormat, compact_flags
 from wsinspect.tui.store import ConnInfo
@@ -24,6 +30,7 @@ __all__ = [
     "DISPLAY_LIMIT",
     "PayloadMode",
     "hexdump",
+    "render_action_detail",
     "render_frame_detail",
     "render_handshake",
     "render_message",
@@ -120,6 +127,9 @@ def render_frame_detail(
         _field(out, "sha256", f.sha256)
     if not event.delivered:
         _field(out, "delivered", "NO: received and not passed on", "bold red")
+    if event.written is not None:
+        _field(out, "written", f"by the proxy ({event.written} message): its sender never sent it",
+               "bold magenta")
     if f.opcode == 8:
         code = f.close_code
         if code is None:
@@ -188,6 +198,67 @@ def render_message(
     _field(out, "length", str(length))
     out.append("\n")
     out.append_text(render_payload(payload, mode, is_text=first == 1, length=length))
+    return out
+
+
+_ACTION_TITLES = {
+    "held": "Held message",
+    "resumed": "Resumed message",
+    "edited": "Edited message",
+    "dropped": "Dropped message",
+    "injected": "Injected message",
+}
+
+
+def render_action_detail(
+    event: MessageAction,
+    fate: tuple[str, str] | None,
+    mode: PayloadMode,
+    time_format: TimeFormat = format_time,
+) -> Text:
+    """What the proxy did to a message (``MessageAction``): held by a breakpoint (and what
+    became of it: ``fate``, ``None`` while it is held), resumed, edited (the original and the
+    new payload), dropped, or injected; then the payload."""
+    out = Text()
+    arrow = ARROWS.get(event.direction, "?")
+    title = _ACTION_TITLES.get(event.action, event.action)
+    ident = f" #{event.held}" if event.held is not None else ""
+    out.append(
+        f"{title}{ident} of connection #{event.conn}  {arrow} "
+        f"{_DIRECTION_WORDS.get(event.direction, event.direction)}  {time_format(event.ts)}\n",
+        style="bold",
+    )
+    if event.action == "held":
+        if fate is None:
+            _field(out, "state", "HELD: not forwarded yet — Enter forwards it, e edits it, d drops it, "
+                   "A forwards everything held", "bold yellow")
+        elif fate[0] == "closed":
+            _field(out, "state", "its connection closed while it was held: never forwarded", "bold red")
+        else:
+            _field(out, "state", fate[0] + (f" by {fate[1]}" if fate[1] else ""))
+    if event.by:
+        _field(out, "by", event.by)
+    _field(out, "opcode", f"{opcode_name(event.opcode)} (0x{event.opcode:x})")
+    if event.message_no:
+        _field(out, "message", f"#{event.message_no} of the sender")
+    captured = f" ({format_bytes(len(event.payload))} captured)" if event.length > len(event.payload) else ""
+    _field(out, "length", f"{event.length}{captured}")
+    is_text = event.opcode in (1, 9, 10)
+    if event.opcode == 8:
+        code = event.close_code
+        if code is None:
+            _field(out, "close", "no status code")
+        else:
+            _field(out, "close", f"{code} — {close_code_meaning(code)}")
+        if event.close_reason:
+            _field(out, "reason", repr(event.close_reason))
+        return out
+    out.append("\n")
+    if event.original is not None:
+        out.append("── what the sender sent ──\n", style="bold")
+        out.append_text(render_payload(event.original, mode, is_text=is_text, length=len(event.original)))
+        out.append("\n\n── what the proxy forwarded instead ──\n", style="bold")
+    out.append_text(render_payload(event.payload, mode, is_text=is_text, length=event.length))
     return out
 
 

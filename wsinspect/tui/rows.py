@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wsinspect.events import FrameSeen, MessageSeen
+from wsinspect.events import FrameSeen, MessageAction, MessageSeen
 from wsinspect.render import ARROWS, format_bytes, format_time, preview
 from wsinspect.tui.store import ConnInfo
 from wsinspect.wire.closecodes import close_code_meaning
@@ -18,8 +18,11 @@ __all__ = [
     "CONN_HEADER",
     "FRAME_HEADER",
     "TimeFormat",
+    "action_cells",
+    "action_marker",
     "compact_flags",
     "conn_cells",
+    "format_age",
     "frame_cells",
     "frame_marker",
 ]
@@ -47,13 +50,30 @@ def compact_flags(event: FrameSeen) -> str:
     )
 
 
+# A frame the proxy wrote itself, and why (FrameSeen.written); the marks of message actions.
+WRITTEN_MARKS = {"edited": "✎", "injected": "+"}
+ACTION_MARKS = {"held": "⏸", "resumed": "▶", "edited": "✎", "dropped": "✗", "injected": "+",
+                "closed": "✗"}
+
+
 def frame_marker(event: FrameSeen) -> str:
-    """``✗`` not delivered (a fault dropped it), ``!`` protocol violation, else a space."""
+    """``✗`` not delivered (a fault dropped it), ``!`` protocol violation, ``✎`` / ``+`` written
+    by the proxy (an edited / injected message), else a space."""
     if not event.delivered:
         return "✗"
     if event.frame.violations:
         return "!"
+    if event.written is not None:
+        return WRITTEN_MARKS.get(event.written, "+")
     return " "
+
+
+def action_marker(event: MessageAction, fate: tuple[str, str] | None) -> str:
+    """``⏸`` for a message held now; else the mark of what happened (``▶`` resumed, ``✎``
+    edited, ``✗`` dropped or its connection closed, ``+`` injected)."""
+    if event.action == "held" and fate is not None:
+        return ACTION_MARKS.get(fate[0], " ")
+    return ACTION_MARKS.get(event.action, " ")
 
 
 def frame_cells(
@@ -93,11 +113,60 @@ def frame_cells(
     ]
 
 
+_FATE_WORDS = {"closed": "connection closed"}
+
+
+def action_cells(
+    event: MessageAction,
+    width: int,
+    time_format: TimeFormat = format_time,
+    fate: tuple[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """Cells of a frames-table line for a message action: ``held #3`` (etc.) where a frame
+    shows its flags, the mark (``action_marker``), then the payload and who acted. A held
+    message is styled ``held`` until it is decided (``fate``, from ``EventStore.fates``); it
+    then says what became of it."""
+    head = f"{time_format(event.ts):<13} #{event.conn:<4}"
+    op = opcode_name(event.opcode)
+    label = event.action if event.held is None else f"{event.action} #{event.held}"
+    mid = f" {op:<7} "
+    length = f" {event.length:>6}"
+    marker = action_marker(event, fate)
+    used = len(head) + 2 + len(mid) + max(10, len(label)) + len(length) + 3
+    room = max(8, width - used)
+    if event.opcode == 8:
+        code = event.close_code
+        body = "(no status code)" if code is None else f"{code} {close_code_meaning(code)}"
+        if event.close_reason:
+            body += " " + preview(event.close_reason.encode(), text=True, width=max(8, room - len(body) - 3))
+    else:
+        text = event.opcode in (1, 9, 10)
+        body = preview(event.payload, text=text, length=event.length, width=max(8, room // 2 if event.original is not None else room - 2))
+        if event.original is not None:
+            body = preview(event.original, text=text, width=max(8, room // 2 - 4)) + " → " + body
+    if event.action == "held" and fate is not None:
+        action, by = fate
+        body += f"  → {_FATE_WORDS.get(action, action)}" + (f" ({by})" if by else "")
+    elif event.by:
+        body += f"  ({event.by})"
+    held_now = event.action == "held" and fate is None
+    return [
+        (head, "time"),
+        (" " + ARROWS.get(event.direction, "?"), event.direction),
+        (mid, "plain"),
+        (f"{label:<10}", "held" if held_now else "action"),
+        (length, "plain"),
+        (" " + marker + " ", "held" if held_now else "marker"),
+        (body, "preview"),
+    ]
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _age(seconds: float) -> str:
+def format_age(seconds: float) -> str:
+    """``3.2s``, ``4m05s``, ``2h07m``."""
     if seconds < 60:
         return f"{seconds:.1f}s"
     if seconds < 3600:
@@ -109,7 +178,7 @@ def conn_cells(info: ConnInfo, now: float) -> list[tuple[str, str]]:
     """Cells of one connections-list line: id, client, path, subprotocol, extensions, state,
     age, messages each way, close code (its meaning is in the handshake view), bytes each way."""
     end = info.closed_ts if info.closed_ts is not None else now
-    age = _age(max(0.0, end - info.opened_ts))
+    age = format_age(max(0.0, end - info.opened_ts))
     msgs = f"{info.messages['c2s']}/{info.messages['s2c']}"
     nbytes = f"{format_bytes(info.bytes['c2s'])}/{format_bytes(info.bytes['s2c'])}"
     if info.state == "rejected" and info.rejected is not None:

@@ -26,6 +26,12 @@ KEYS: list[tuple[str, str]] = [
     ("s", "save the selected payload (or message) to a file"),
     ("c", "close the selected connection with a code and reason (live only)"),
     ("k / K", "cut the selected connection's TCP: FIN / RST (live only)"),
+    ("b", "breakpoints: arm one (the filter's words, e.g. dir:c2s re:^order #3) or remove one (live only)"),
+    ("Enter", "forward the selected held message (⏸) as it came"),
+    ("e", "edit the selected held message, then forward it (text; binary as hex or a file; Ctrl+O: $EDITOR)"),
+    ("d", "drop the selected held message: the receiver never gets it"),
+    ("A", "forward every held message as it came"),
+    ("i", "inject a message into the selected connection: text, binary, ping, pong or close (live only)"),
     ("?", "this help"),
     ("q  (or Ctrl+Q)", "quit: stops the relay and closes the recording"),
 ]
@@ -47,7 +53,9 @@ class HelpScreen(ModalScreen[None]):
         text.append(
             "\nFrames table columns: time, connection, direction (→ client to server, ← server to "
             "client), opcode, flags (F=FIN, 1/2/3=RSV1-3, M=MASK, - when clear), payload length, "
-            "marker (! protocol violation, ✗ not delivered), preview.\n"
+            "marker (! protocol violation, ✗ not delivered, ✎ edited / + injected: written by the proxy), "
+            "preview.\nA breakpoint's held message is a row of its own (⏸ while held; then ▶ forwarded, "
+            "✎ edited, ✗ dropped); filter is:held lists the ones held now.\n"
         )
         with VerticalScroll(id="help-body"):
             yield Static(text)

@@ -28,6 +28,7 @@ from wsinspect.events import (
     FrameSeen,
     HandshakeRejected,
     HttpExchange,
+    MessageAction,
     MessageSeen,
     Notice,
 )
@@ -42,12 +43,19 @@ __all__ = [
     "FrameFilter",
     "FrameView",
     "Rates",
+    "Row",
 ]
 
 DEFAULT_MAX_FRAMES = 100_000
 
 # (conn, direction, message_no) → the reassembled message
 Messages = OrderedDict[tuple[int, str, int], MessageSeen]
+
+# One line of the frames table: a frame, or something the proxy did to a message (held,
+# resumed, edited, dropped, injected: ``MessageAction``), in the order they happened.
+Row = FrameSeen | MessageAction
+
+FATES_KEPT = 10_000  # decided held messages whose fate the store remembers
 
 
 class ConnInfo:
@@ -110,7 +118,11 @@ class FrameFilter:
     - ``conn:3`` or ``#3``: one connection;
     - ``re:PATTERN``: a regular expression searched in the payload (text, or latin-1 for binary);
     - ``is:bad``: frames with violations or not delivered;
+    - ``is:held``: messages a breakpoint holds now;
     - any other words: a case-insensitive substring of the payload.
+
+    Action rows (``MessageAction``: held, edited, injected...) match on their connection,
+    direction, opcode and payload; ``is:bad`` never matches them.
     """
 
     direction: Direction | None = None
@@ -119,6 +131,7 @@ class FrameFilter:
     text: str | None = None
     regex: re.Pattern[str] | None = None
     marked: bool = False
+    held: bool = False
 
     @property
     def is_trivial(self) -> bool:
@@ -129,6 +142,7 @@ class FrameFilter:
             and self.text is None
             and self.regex is None
             and not self.marked
+            and not self.held
         )
 
     @classmethod
@@ -138,6 +152,7 @@ class FrameFilter:
         conn: int | None = None
         regex: re.Pattern[str] | None = None
         marked = False
+        held = False
         words: list[str] = []
         for word in query.split():
             key, sep, value = word.partition(":")
@@ -172,6 +187,8 @@ class FrameFilter:
                     raise FilterError(f"{word!r}: {exc}") from None
             elif key == "is" and value in ("bad", "marked"):
                 marked = True
+            elif key == "is" and value == "held":
+                held = True
             else:
                 words.append(word)
         text = " ".join(words).lower() or None
@@ -182,20 +199,29 @@ class FrameFilter:
             text,
             regex,
             marked,
+            held,
         )
 
     def with_conn(self, conn: int | None) -> FrameFilter:
         return FrameFilter(
-            self.direction, self.opcodes, conn, self.text, self.regex, self.marked
+            self.direction, self.opcodes, conn, self.text, self.regex, self.marked, self.held
         )
 
-    def matches(self, event: FrameSeen, messages: Messages | None = None) -> bool:
+    def matches(
+        self, event: Row, messages: Messages | None = None, held: dict[int, MessageAction] | None = None
+    ) -> bool:
         """Whether ``event`` passes. Text and regex search the frame's message when
         ``messages`` has it (so compressed frames match their inflated text, RFC 7692, and
-        every fragment of a matching message matches), else the frame's own payload."""
+        every fragment of a matching message matches), else the frame's own payload.
+        ``held`` (the store's messages held now) answers ``is:held``."""
         if self.conn is not None and event.conn != self.conn:
             return False
         if self.direction is not None and event.direction != self.direction:
+            return False
+        if type(event) is MessageAction:
+            return self._matches_action(event, held)
+        assert isinstance(event, FrameSeen)
+        if self.held:
             return False
         frame = event.frame
         if self.opcodes is not None and frame.opcode not in self.opcodes:
@@ -218,6 +244,24 @@ class FrameFilter:
                 return False
         return True
 
+    def _matches_action(self, event: MessageAction, held: dict[int, MessageAction] | None) -> bool:
+        if self.opcodes is not None and event.opcode not in self.opcodes:
+            return False
+        if self.marked:
+            return False
+        if self.held and (event.action != "held" or held is None or event.held not in held):
+            return False
+        if self.text is not None or self.regex is not None:
+            if event.opcode == 1:
+                body = event.payload.decode("utf-8", "replace")
+            else:
+                body = event.payload.decode("latin-1")
+            if self.text is not None and self.text not in body.lower():
+                return False
+            if self.regex is not None and self.regex.search(body) is None:
+                return False
+        return True
+
 
 class EventStore:
     """Bounded store of everything the UI shows.
@@ -225,6 +269,14 @@ class EventStore:
     ``publish(event)`` (the hub sink) appends to an inbox; ``drain()`` (UI side) applies it.
     Both run on the UI's thread in guest mode; a loader thread may also publish (``deque.append``
     is atomic), which is how ``wsinspect view`` streams a large file in.
+
+    Rows are frames and message actions (``MessageAction``: a breakpoint held a message, it was
+    resumed, edited, dropped, or the proxy injected one), numbered together in arrival order.
+    ``held`` maps each message held now (its ``held`` id) to its ``held`` event, oldest first: the
+    ``resumed``/``edited``/``dropped`` event with the same id ends it, and so does its
+    connection's close (the relay says nothing more about a held message of a closed
+    connection). ``fates`` says how each ended (the deciding action and who asked, or
+    ``("closed", "")``).
     """
 
     def __init__(self, max_frames: int = DEFAULT_MAX_FRAMES, *, live: bool = True) -> None:
@@ -233,7 +285,7 @@ class EventStore:
         self.max_frames = max_frames
         self.live = live
         self._inbox: deque[Event] = deque()
-        self._frames: list[FrameSeen] = []
+        self._frames: list[Row] = []
         self.base = 0  # absolute index of _frames[0]; also the number of frames dropped
         self.connections: dict[int, ConnInfo] = {}
         self._by_conn: dict[int, array[int]] = {}
@@ -242,6 +294,10 @@ class EventStore:
         self.log_count = 0  # events ever appended to ``log``
         self.last_ts = 0.0
         self.total_bytes = 0
+        self.action_rows = 0  # rows ever added that are actions, not frames
+        self.held: dict[int, MessageAction] = {}
+        self.fates: OrderedDict[int, tuple[str, str]] = OrderedDict()
+        self.held_version = 0  # changes whenever ``held`` or ``fates`` does
         # Evict in chunks so that deleting from the front of the list is amortised O(1).
         self._slack = max(1, min(max_frames // 10, 50_000))
 
@@ -260,23 +316,37 @@ class EventStore:
 
     @property
     def total(self) -> int:
-        """Frames seen so far (absolute index of the next frame)."""
+        """Rows seen so far, frames and actions (absolute index of the next row)."""
         return self.base + len(self._frames)
+
+    @property
+    def frames_total(self) -> int:
+        """Frames seen so far (rows that are not actions)."""
+        return self.total - self.action_rows
 
     @property
     def dropped(self) -> int:
         """Older frames evicted from the store (the recording still has them)."""
         return self.base
 
-    def frame(self, index: int) -> FrameSeen:
-        """The frame with absolute ``index``; ``IndexError`` when evicted or not seen yet."""
+    def row(self, index: int) -> Row:
+        """The row with absolute ``index``; ``IndexError`` when evicted or not seen yet."""
         i = index - self.base
         if i < 0:
             raise IndexError(index)
         return self._frames[i]
 
+    def frame(self, index: int) -> FrameSeen:
+        """The frame with absolute ``index``; ``IndexError`` when evicted or not seen yet, or
+        when that row is an action."""
+        row = self.row(index)
+        if type(row) is not FrameSeen:
+            raise IndexError(index)
+        return row
+
     def conn_frames(self, conn: int) -> array[int]:
-        """Absolute indexes of the kept frames of ``conn`` (shared: do not modify)."""
+        """Absolute indexes of the kept rows (frames and actions) of ``conn`` (shared: do not
+        modify)."""
         return self._by_conn.get(conn, array("q"))
 
     def now(self) -> float:
@@ -316,6 +386,15 @@ class EventStore:
                     by = self._by_conn[conn] = array("q")
                 by.append(index)
                 self.last_ts = event.ts
+            elif type(event) is MessageAction:
+                self._apply_action(event)
+                index = self.base + len(frames)
+                frames.append(event)
+                by = self._by_conn.get(event.conn)
+                if by is None:
+                    by = self._by_conn[event.conn] = array("q")
+                by.append(index)
+                self.action_rows += 1
             else:
                 self._apply(event)
         if len(frames) > self.max_frames + self._slack:
@@ -346,6 +425,10 @@ class EventStore:
             info.closed_ts = event.ts
             if event.code is not None:
                 info.close_code = event.code
+            ended = [ident for ident, held in self.held.items() if held.conn == event.conn]
+            for ident in ended:
+                del self.held[ident]
+                self._fate(ident, "closed", "")
         elif isinstance(event, HandshakeRejected):
             info = self._conn(event.conn, event.ts)
             info.state = "rejected"
@@ -360,6 +443,39 @@ class EventStore:
             self._log(event)
         elif isinstance(event, (Notice, HttpExchange)):
             self._log(event)
+
+    def _apply_action(self, event: MessageAction) -> None:
+        self.last_ts = max(self.last_ts, event.ts)
+        self._conn(event.conn, event.ts)
+        if event.held is None:
+            return
+        if event.action == "held":
+            self.held[event.held] = event
+            self.held_version += 1
+        else:
+            self.held.pop(event.held, None)
+            self._fate(event.held, event.action, event.by)
+
+    def _fate(self, ident: int, action: str, by: str) -> None:
+        self.fates[ident] = (action, by)
+        if len(self.fates) > FATES_KEPT:
+            self.fates.popitem(last=False)
+        self.held_version += 1
+
+    def fate(self, event: MessageAction) -> tuple[str, str] | None:
+        """How the message of a ``held`` row ended (``(action, by)``), or ``None`` while it is
+        held (and for any other action)."""
+        if event.action != "held" or event.held is None or event.held in self.held:
+            return None
+        return self.fates.get(event.held, ("decided", ""))
+
+    def is_held(self, event: Row) -> bool:
+        """Whether ``event`` is the row of a message held now."""
+        return type(event) is MessageAction and event.action == "held" and event.held in self.held
+
+    def oldest_held(self) -> MessageAction | None:
+        """The message held longest, or ``None``."""
+        return next(iter(self.held.values()), None)
 
     def _log(self, event: Event) -> None:
         self.log.append(event)
@@ -406,10 +522,11 @@ class FrameView:
         if f.is_trivial:
             self.indices = array("q", candidates)
         else:
-            get = store.frame
+            get = store.row
             match = f.matches
             messages = store.messages
-            self.indices = array("q", (i for i in candidates if match(get(i), messages)))
+            held = store.held
+            self.indices = array("q", (i for i in candidates if match(get(i), messages, held)))
         self._scanned = store.total
 
     def update(self, store: EventStore) -> tuple[int, int]:
@@ -420,7 +537,7 @@ class FrameView:
         added = 0
         if end > start:
             f = self.filter
-            get = store.frame
+            get = store.row
             before = len(self.indices)
             if f.is_trivial and f.conn is None:
                 self.indices.extend(range(start, end))
@@ -430,10 +547,12 @@ class FrameView:
                 if f.is_trivial:
                     self.indices.extend(by[k:])
                 else:
-                    self.indices.extend(i for i in by[k:] if f.matches(get(i), store.messages))
+                    self.indices.extend(
+                        i for i in by[k:] if f.matches(get(i), store.messages, store.held)
+                    )
             else:
                 self.indices.extend(
-                    i for i in range(start, end) if f.matches(get(i), store.messages)
+                    i for i in range(start, end) if f.matches(get(i), store.messages, store.held)
                 )
             added = len(self.indices) - before
         self._scanned = end
@@ -467,14 +586,15 @@ class Rates:
             for c, info in store.connections.items()
             if info.state == "open" or c in self._per
         }
+        frames = store.frames_total
         if self._t is not None and now > self._t:
             dt = now - self._t
-            self.total = ((store.total - self._frames) / dt, (store.total_bytes - self._bytes) / dt)
+            self.total = ((frames - self._frames) / dt, (store.total_bytes - self._bytes) / dt)
             self.per_conn = {
                 c: ((fr - self._per.get(c, (0, 0))[0]) / dt, (by - self._per.get(c, (0, 0))[1]) / dt)
                 for c, (fr, by) in per.items()
             }
         self._t = now
-        self._frames = store.total
+        self._frames = frames
         self._bytes = store.total_bytes
         self._per = per

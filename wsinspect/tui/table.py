@@ -22,8 +22,16 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from wsinspect.events import MessageAction
 from wsinspect.render import format_time
-from wsinspect.tui.rows import CONN_HEADER, FRAME_HEADER, TimeFormat, conn_cells, frame_cells
+from wsinspect.tui.rows import (
+    CONN_HEADER,
+    FRAME_HEADER,
+    TimeFormat,
+    action_cells,
+    conn_cells,
+    frame_cells,
+)
 from wsinspect.tui.store import EventStore, FrameView
 
 __all__ = ["ConnTable", "FrameTable", "RowTable"]
@@ -51,6 +59,8 @@ class RowTable(ScrollView, can_focus=True):
         "rowtable--c2s",
         "rowtable--s2c",
         "rowtable--marker",
+        "rowtable--held",
+        "rowtable--action",
         "rowtable--preview",
         "rowtable--open",
         "rowtable--closed",
@@ -175,7 +185,8 @@ class RowTable(ScrollView, can_focus=True):
 
 
 class FrameTable(RowTable):
-    """Frames of the current ``FrameView``; follows the tail until the user moves away.
+    """Frames (and message actions: held, edited, injected...) of the current ``FrameView``;
+    follows the tail until the user moves away.
 
     ``follow`` is true while the cursor sits on the newest frame: new frames then move it down.
     Moving up, paging up, going home or scrolling up with the mouse stops following; ``new``
@@ -209,7 +220,9 @@ class FrameTable(RowTable):
         return len(self.view)
 
     def row_cells(self, row: int, width: int) -> list[tuple[str, str]]:
-        event = self.store.frame(self.view.indices[row])
+        event = self.store.row(self.view.indices[row])
+        if isinstance(event, MessageAction):
+            return action_cells(event, width, self.time_format, self.store.fate(event))
         message = None
         if event.frame.rsv1:
             message = self.store.messages.get((event.conn, event.direction, event.frame.message_no))
@@ -309,6 +322,6 @@ class ConnTable(RowTable):
         if row == 0:
             n = len(store.connections)
             opened = sum(1 for i in store.connections.values() if i.state == "open")
-            return [(f"*     all connections ({n}, {opened} open), {store.total} frames", "plain")]
+            return [(f"*     all connections ({n}, {opened} open), {store.frames_total} frames", "plain")]
         info = store.connections[self.order[row - 1]]
         return conn_cells(info, store.now())

@@ -30,12 +30,17 @@ invalid-close-reason           RFC 6455 §5.5.1      1007  close reason is not U
 frame-after-close              RFC 6455 §5.5.1      1002  anything sent after a close frame
 message-too-big                RFC 6455 §7.4.1      1009  message over ``max_message_size``
 inflate-error                  RFC 7692 §7.2.2      1002  compressed payload does not inflate
-inflate-limit (notice)         RFC 7692 §10         1009  inflating stopped at the inflate limit
 not-decodable (notice)         RFC 7692 §7.1.1      1002  context lost: message cannot be inflated
 =============================  ===================  ====  =========================================
 
 Notices (``severity="notice"``) describe a limit of the inspector, not a fault of the peer: a
 ``--strict`` relay must not close a connection for them.
+
+``message-too-big`` counts a message's payload bytes (inflated bytes when compressed; a
+compressed frame longer than the limit on the wire is over it too). ``Checker.check_start``
+says, from the header of a frame still arriving, which rules stop that frame before any of its
+payload goes on: ``frame-after-close``, ``message-too-big`` for a declared length over the
+limit, ``length-msb-set`` and ``control-frame-too-long``, the lengths a peer must not wait for.
 """
 
 from __future__ import annotations
@@ -120,10 +125,12 @@ RULES: dict[str, tuple[str, int]] = {
     "frame-after-close": ("RFC 6455 §5.5.1", 1002),
     "message-too-big": ("RFC 6455 §7.4.1", 1009),
     "inflate-error": ("RFC 7692 §7.2.2", 1002),
-    "inflate-limit": ("RFC 7692 §10", 1009),
     "not-decodable": ("RFC 7692 §7.1.1", 1002),
 }
-NOTICES = frozenset({"inflate-limit", "not-decodable"})
+NOTICES = frozenset({"not-decodable"})
+# Header rules about a frame's length: a frame that breaks one may never end, so a ``--strict``
+# relay acts on its header (``Checker.check_start``) instead of waiting for its payload.
+LENGTH_RULES = frozenset({"length-msb-set", "control-frame-too-long"})
 
 
 def violation(rule: str, side: str, message: str) -> Violation:
@@ -292,6 +299,34 @@ class Checker:
                 out.append(violation("fragmented-control-frame", side, "control frame without FIN"))
         return out
 
+    def check_start(self, frame: Frame) -> list[Violation]:
+        """The rules the header of ``frame`` shows it breaks before any of its payload is
+        read, given the frames before it; changes no state (``check`` still judges the
+        frame when it completes, with the same result for these rules).
+
+        A ``--strict`` relay acts on these at the header, before it forwards a byte of the
+        frame: ``frame-after-close`` (a close frame is the last one, RFC 6455 §5.5.1: what
+        follows is discarded), ``message-too-big`` when the declared length takes the message
+        over ``max_message_size`` (a compressed frame: its own length), and the length rules
+        (``length-msb-set``, ``control-frame-too-long``): a frame declaring 2**63 - 1 bytes
+        would otherwise stream on for ever. Other header rules are left to ``check``.
+        """
+        out: list[Violation] = []
+        if self._closed:
+            out.append(violation("frame-after-close", self.side, "frame sent after a close frame"))
+        out += [v for v in self.check_header(frame) if v.rule in LENGTH_RULES]
+        limit = self.max_message_size
+        if limit is not None and frame.opcode <= 2:
+            size = frame.length
+            if frame.opcode == 0 and self.in_message:
+                if self._size < 0:
+                    return out  # this message was flagged already
+                if not self._compressed:
+                    size += self._size  # (compressed: inflated bytes are counted as they come)
+            if size > limit:
+                out.append(self._too_big(limit))
+        return out
+
     def _check_close(self, frame: Frame, out: list[Violation]) -> None:
         """Close frame body (§5.5.1, §7.4): 0 or 2+ bytes, a sendable code, a UTF-8 reason."""
         side = self.side
@@ -353,6 +388,14 @@ class Checker:
                 bad = self._feed_utf8(frame.payload, frame.fin, frame.truncated)
                 if bad is not None:
                     out.append(bad)
+        elif (
+            self.max_message_size is not None
+            and frame.length > self.max_message_size
+            and self._size >= 0
+        ):
+            # A compressed frame longer than the limit on the wire (as ``check_start`` saw).
+            self._size = frame.length
+            self._check_size(out)
         self.in_message = not frame.fin
 
     def _start(self, opcode: int, *, compressed: bool) -> None:
@@ -365,14 +408,13 @@ class Checker:
     def _check_size(self, out: list[Violation]) -> None:
         limit = self.max_message_size
         if limit is not None and self._size > limit and self._size >= 0:
-            out.append(
-                violation(
-                    "message-too-big",
-                    self.side,
-                    f"message exceeds the maximum size of {limit} bytes",
-                )
-            )
+            out.append(self._too_big(limit))
             self._size = -(1 << 62)  # flag once per message
+
+    def _too_big(self, limit: int) -> Violation:
+        return violation(
+            "message-too-big", self.side, f"message exceeds the maximum size of {limit} bytes"
+        )
 
     def _feed_utf8(self, data: bytes, final: bool, truncated: bool) -> Violation | None:
         """Incremental §8.1 check; a text message split across frames may split a character."""
@@ -404,7 +446,7 @@ class Checker:
         """UTF-8-check inflated bytes of the compressed message in progress (when it is text).
 
         ``data`` is the next piece of the inflated message; ``final`` marks its end; ``cut``
-        says the inflated output stopped short (capture or inflate limit, inflate error), so
+        says the inflated output stopped short (the capture limit, an inflate error), so
         nothing after ``data`` can be checked.
         """
         out: list[Violation] = []

@@ -6,17 +6,19 @@ compressed: ``negotiated_deflate`` reads the upstream's ``Sec-WebSocket-Extensio
 ``DeflateParams.for_direction`` picks the window bits and context-takeover rule of one direction,
 and ``Inflater`` inflates that direction's messages, one after the other.
 
-Inflating is bounded (RFC 7692 §10: a small message may inflate to gigabytes). Output is kept up
-to the capture limit; past it, inflating goes on (to keep the LZ77 context in step and learn the
-size) but the output is dropped, until ``inflate_limit`` bytes for one message. Then inflating
-stops; with context takeover the following messages of that direction cannot be decoded any more
-and are reported as such rather than shown as garbage. Memory stays flat whatever the ratio:
-zlib is handed at most ``_IN_STEP`` input bytes and asked for at most ``_OUT_STEP`` output bytes
-per call.
+Every message is inflated to its end, however long; memory stays bounded (RFC 7692 §10: a
+small message may inflate to gigabytes). Output is kept up to the capture limit; past it,
+inflating goes on (to keep the LZ77 context in step, learn the size and hash the whole message)
+but the output is dropped: zlib is handed at most ``_IN_STEP`` input bytes and asked for at most
+``_OUT_STEP`` output bytes per call, so a decompression bomb costs CPU time in proportion to its
+inflated size (about a second per GiB) and no memory. The inspector hands the inflater the
+whole compressed payload of long frames as it streams through (``FrameParser.streaming``), never
+only their captured part, so the capture limit never stops inflating.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +26,6 @@ from dataclasses import dataclass
 from wsinspect.wire.sides import Direction
 
 __all__ = [
-    "DEFAULT_INFLATE_LIMIT",
     "DeflateParams",
     "ExtensionError",
     "Inflater",
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 EXTENSION_NAME = "permessage-deflate"
-DEFAULT_INFLATE_LIMIT = 16 << 20
 _TRAILER = b"\x00\x00\xff\xff"  # removed by the sender, put back before inflating (§7.2.2)
 _IN_STEP = 16 << 10
 _OUT_STEP = 256 << 10
@@ -214,26 +214,40 @@ def _split_name(element: str) -> str:
 class Inflater:
     """Inflates the compressed messages of one direction, in order, for display only.
 
-    Per message: ``begin()``, then ``feed(payload, final=...)`` for each frame (the return value
-    is the newly kept output, for the UTF-8 check), then read ``payload()``, ``length``,
-    ``truncated``, ``status``. ``status`` is ``ok``; ``error`` (the data does not inflate: a
-    violation, RFC 7692 §7.2.2); ``limit`` (inflate limit reached: stopped); ``gap`` (a frame's
-    payload was cut at the capture limit, so the rest of the compressed data is unknown); or
-    ``lost`` (context takeover and an earlier message could not be inflated completely, so this
-    one cannot be either). ``window_bits`` below 9 inflates with 9: zlib compresses with a
-    512-byte window when asked for 8, and so do the peers that negotiate 8.
+    Per message: ``begin()``, then ``feed(data, final=...)`` with the whole compressed payload,
+    in pieces of any size (a frame's payload, or the pieces of a long one as they arrive), with
+    ``final`` on the last piece of the message's last frame (``feed(b"", final=True)`` will do).
+    ``feed`` returns the newly kept output (for the UTF-8 check). Then read ``payload()``,
+    ``length``, ``sha256``, ``truncated``, ``status``.
+
+    Every message is inflated to its end, however long: the output is kept up to
+    ``capture_limit`` and the rest is counted (``length``) and hashed (``sha256``, the SHA-256
+    of the whole inflated message, set when the output outgrew the capture limit), then dropped.
+
+    ``status`` is ``ok``; ``error`` (the data does not inflate: a violation, RFC 7692 §7.2.2);
+    or ``lost``: under context takeover the compression context is missing (an earlier message
+    did not inflate, or the sender ended its DEFLATE stream with BFINAL) and this message refers
+    to it. After such a message the next one is inflated with an empty window: every message
+    starts on a byte-aligned block (§7.2.1), and zlib refuses a distance that reaches before
+    the output it has (``invalid distance too far back``) rather than guess, so what inflates
+    then is right, and a message that needs the lost history stops, ``lost``, with what came
+    before that point. Once a whole window of output has inflated since, the context is whole
+    again. ``window_bits`` below 9 inflates with 9: zlib compresses with a 512-byte window when
+    asked for 8, and so do the peers that negotiate 8.
     """
 
     __slots__ = (
         "_d",
+        "_fresh",
+        "_hasher",
         "_kept",
         "_lost",
         "_parts",
         "capture_limit",
         "detail",
-        "inflate_limit",
         "length",
         "no_context_takeover",
+        "sha256",
         "status",
         "window_bits",
     )
@@ -244,19 +258,20 @@ class Inflater:
         *,
         no_context_takeover: bool = False,
         capture_limit: int = 1 << 20,
-        inflate_limit: int | None = None,
     ) -> None:
         self.window_bits = min(15, max(9, window_bits))
         self.no_context_takeover = no_context_takeover
         self.capture_limit = capture_limit
-        self.inflate_limit = max(
-            capture_limit, DEFAULT_INFLATE_LIMIT if inflate_limit is None else inflate_limit
-        )
         self._d = zlib.decompressobj(-self.window_bits)
-        self._lost: str | None = None  # why the shared context is unusable (takeover only)
+        # Why the shared context is incomplete (takeover only), and how much output has
+        # inflated since the decompressor restarted without it.
+        self._lost: str | None = None
+        self._fresh = 0
         self._parts: list[bytes] = []
         self._kept = 0
+        self._hasher: hashlib._Hash | None = None
         self.length = 0
+        self.sha256: str | None = None
         self.status = "ok"
         self.detail = ""
 
@@ -267,6 +282,7 @@ class Inflater:
 
     @property
     def context_lost(self) -> str | None:
+        """Why the compression context is incomplete (context takeover only), ``None`` if whole."""
         return self._lost
 
     def begin(self) -> None:
@@ -274,45 +290,41 @@ class Inflater:
         if self.no_context_takeover:
             # Each message is a fresh stream (RFC 7692 §7.1.1): nothing carries over.
             self._d = zlib.decompressobj(-self.window_bits)
-            self._lost = None
+        elif self.status != "ok" or self._d.eof:
+            # The context is lost (see the class): go on with an empty window.
+            self._d = zlib.decompressobj(-self.window_bits)
+            self._fresh = 0
         self._parts = []
         self._kept = 0
+        self._hasher = None
         self.length = 0
-        if self._lost is not None:
-            self.status = "lost"
-            self.detail = self._lost
-        else:
-            self.status = "ok"
-            self.detail = ""
+        self.sha256 = None
+        self.status = "ok"
+        self.detail = ""
 
-    def feed(self, data: bytes, *, final: bool, gap: bool = False) -> bytes:
-        """Inflate the next compressed piece of the message; ``final`` on its last frame.
+    def feed(self, data: bytes, *, final: bool) -> bytes:
+        """Inflate the next piece of the message's compressed data; ``final`` on its last piece.
 
-        ``gap`` says ``data`` is only the captured start of the frame's payload. Returns the
-        output kept from this piece (empty once the capture limit is reached).
+        Returns the output kept from this piece (empty once the capture limit is reached).
+        Once the message failed (``status`` not ``ok``), the rest of it is ignored.
         """
         if self.status != "ok":
             return b""
         start = len(self._parts)
         try:
-            if final and not gap and len(data) < _IN_STEP:
+            if final and len(data) < _IN_STEP:
                 # The common small message: one zlib call, trailer included.
                 self._inflate(data + _TRAILER)
             else:
                 self._inflate(data)
-                if gap and self.status == "ok":
-                    self.status = "gap"
-                    self.detail = (
-                        f"a compressed frame was longer than the capture limit "
-                        f"({self.capture_limit} bytes); the rest was not inflated"
-                    )
-                elif final and self.status == "ok":
+                if final:
                     self._inflate(_TRAILER)
         except zlib.error as exc:
-            self.status = "error"
-            self.detail = f"inflate failed: {exc}"
-        if final or self.status != "ok":
+            self._fail(exc)
+        if final:
             self._end()
+        if len(self._parts) == start:
+            return b""
         new = self._parts[start:]
         return new[0] if len(new) == 1 else b"".join(new)
 
@@ -322,18 +334,38 @@ class Inflater:
             self._parts = [b"".join(self._parts)]
         return self._parts[0] if self._parts else b""
 
+    def _fail(self, exc: zlib.error) -> None:
+        if self._lost is not None and "too far back" in str(exc):
+            self.status = "lost"
+            self.detail = (
+                f"this message refers to compressed data that is missing: {self._lost} "
+                "(context takeover); shown up to that point"
+            )
+        else:
+            self.status = "error"
+            self.detail = f"inflate failed: {exc}"
+        self._hasher = None
+        if not self.no_context_takeover:
+            self._lost = (
+                "an earlier compressed message did not inflate" if self.status == "error" else
+                "an earlier compressed message referred to missing data"
+            )
+
     def _end(self) -> None:
+        if self.status != "ok":
+            return
+        if self._hasher is not None:
+            self.sha256 = self._hasher.hexdigest()
+            self._hasher = None
         if self.no_context_takeover:
             return
-        if self.status != "ok":
-            self._lost = (
-                "an earlier compressed message could not be inflated completely "
-                "(context takeover: later messages depend on it)"
-            )
-        elif self._d.eof:
-            # The sender ended the DEFLATE stream (BFINAL); the next message would need the old
-            # window as a dictionary, which is not kept.
+        if self._d.eof:
+            # The sender ended its DEFLATE stream (BFINAL); the next message may use the old
+            # window as a dictionary, which is not kept (see the class).
             self._lost = "the sender ended its DEFLATE stream (BFINAL) under context takeover"
+            self._fresh = 0
+        elif self._lost is not None and self._fresh >= 1 << self.window_bits:
+            self._lost = None  # a whole window inflated since: the context is complete again
 
     def _inflate(self, data: bytes) -> None:
         d = self._d
@@ -350,8 +382,6 @@ class Inflater:
                 out = d.decompress(buf, _OUT_STEP)
                 if out:
                     self._take(out)
-                    if self.status != "ok":
-                        return
                 buf = d.unconsumed_tail
                 if not buf and len(out) < _OUT_STEP:
                     break
@@ -359,14 +389,23 @@ class Inflater:
     def _take(self, out: bytes) -> None:
         n = len(out)
         self.length += n
+        if self._lost is not None:
+            self._fresh += n
+        hasher = self._hasher
+        if hasher is not None:
+            hasher.update(out)
+            return
         room = self.capture_limit - self._kept
+        if n <= room:
+            self._parts.append(out)
+            self._kept += n
+            return
+        # The message outgrows the capture limit: from here on it is hashed whole, and only
+        # counted past the limit (memory stays flat whatever the size or ratio, RFC 7692 §10).
+        hasher = self._hasher = hashlib.sha256()
+        for part in self._parts:
+            hasher.update(part)
+        hasher.update(out)
         if room > 0:
-            piece = out if n <= room else out[:room]
-            self._parts.append(piece)
-            self._kept += len(piece)
-        if self.length > self.inflate_limit:
-            self.status = "limit"
-            self.detail = (
-                f"inflated size exceeds the inflate limit of {self.inflate_limit} bytes; "
-                "inflating stopped (possible decompression bomb)"
-            )
+            self._parts.append(out[:room])
+            self._kept += room

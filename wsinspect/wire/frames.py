@@ -10,6 +10,10 @@ chunks is a partial header (at most 13 bytes) and the progress through one paylo
 captured (and unmasked) up to ``capture_limit`` bytes; a longer payload is cut there, and its full
 length and the SHA-256 of the full unmasked payload are kept, so memory stays flat whatever the
 declared length (up to 2**63 - 1, or even the 2**64 - 1 that §5.2 forbids).
+
+With ``streaming`` set, the unmasked payload of every frame longer than the capture limit is also
+handed out in pieces as it arrives (``pieces``, the pieces of the last ``feed`` only), so a
+consumer (the inflater of permessage-deflate) sees all of it without the parser keeping it.
 """
 
 from __future__ import annotations
@@ -173,10 +177,24 @@ class FrameParser:
         "_head",
         "_offset",
         "_remaining",
+        "pieces",
+        "streaming",
     )
 
-    def __init__(self, capture_limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+    def __init__(
+        self, capture_limit: int = DEFAULT_CAPTURE_LIMIT, *, streaming: bool = False
+    ) -> None:
         self._capture_limit = capture_limit
+        #: Whether to hand out the payloads of long frames in ``pieces``.
+        self.streaming = streaming
+        #: With ``streaming``: the unmasked payload pieces of frames longer than the capture
+        #: limit that the last ``feed`` took, in order, as ``(index, frame, piece)``: ``index``
+        #: is the number of frames that ``feed`` had completed before the piece, so the piece
+        #: belongs to the frame at that index of the returned list, or to ``current`` when the
+        #: list is no longer. Every payload byte of such a frame is in exactly one piece (its
+        #: first capture-limit bytes too), whatever the chunking. Empty when there were none;
+        #: held only until the next ``feed`` (at most the size of one chunk).
+        self.pieces: list[tuple[int, Frame, bytes]] = []
         self._head = b""  # bytes of a header not complete yet
         self._offset = 0  # stream offset of the first byte of the next feed
         self._cur: Frame | None = None  # frame whose payload is still arriving
@@ -215,6 +233,8 @@ class FrameParser:
     def feed(self, data: bytes) -> list[Frame]:
         """Consume ``data`` and return the frames it completes, in order."""
         frames: list[Frame] = []
+        if self.pieces:
+            self.pieces = []
         base = self._offset
         self._offset += len(data)
         if self._head:
@@ -311,6 +331,8 @@ class FrameParser:
                 part = mask(part, cur.mask_key, self._done)
             if self._hasher is not None:
                 self._hasher.update(part)
+                if self.streaming and part:
+                    self.pieces.append((len(frames), cur, part))
             if room > 0:
                 self._captured.append(part[:room])
         self._done += take

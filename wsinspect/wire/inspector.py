@@ -26,8 +26,6 @@ __all__ = ["Inspector"]
 # Inflater status → the rule that reports it on the frame where it happened.
 _STATUS_RULES = {
     "error": "inflate-error",
-    "limit": "inflate-limit",
-    "gap": "not-decodable",
     "lost": "not-decodable",
 }
 
@@ -40,8 +38,11 @@ class Inspector:
     ``None``); when it accepts permessage-deflate, compressed messages are inflated with this
     direction's window bits and context-takeover rule. An answer that does not validate
     (``extension_error`` then says why) is still used, leniently, so the payloads show.
-    ``max_message_size`` flags longer messages (RFC 6455 §7.4.1, 1009). ``inflate_limit`` caps
-    the inflated bytes of one message (see ``wire.deflate``).
+    ``max_message_size`` flags longer messages (RFC 6455 §7.4.1, 1009).
+
+    Every compressed message is inflated to its end, however long (see ``wire.deflate``): the
+    parser streams the payload of frames longer than the capture limit (``FrameParser.pieces``)
+    and each piece goes to the inflater in stream order, between the frames completed around it.
     """
 
     __slots__ = (
@@ -63,7 +64,6 @@ class Inspector:
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         extensions: str | None = None,
         max_message_size: int | None = None,
-        inflate_limit: int | None = None,
     ) -> None:
         if direction not in ("c2s", "s2c"):
             raise ValueError(f"direction must be 'c2s' or 's2c', not {direction!r}")
@@ -82,12 +82,9 @@ class Inspector:
             if params is not None:
                 bits, no_takeover = params.for_direction(direction)
                 self._inflater = Inflater(
-                    bits,
-                    no_context_takeover=no_takeover,
-                    capture_limit=capture_limit,
-                    inflate_limit=inflate_limit,
+                    bits, no_context_takeover=no_takeover, capture_limit=capture_limit
                 )
-        self._parser = FrameParser(capture_limit)
+        self._parser = FrameParser(capture_limit, streaming=self._inflater is not None)
         self._checker = Checker(
             direction, deflate=self._inflater is not None, max_message_size=max_message_size
         )
@@ -121,6 +118,11 @@ class Inspector:
         return self._inflater is None and self._checker.idle and not self._parser.pending
 
     @property
+    def in_message(self) -> bool:
+        """Between the fragments of a data message (its last complete frame had no FIN)."""
+        return self._assembler.in_message
+
+    @property
     def messages(self) -> int:
         """Messages started so far (the last message number given)."""
         return self._assembler.count
@@ -142,7 +144,29 @@ class Inspector:
     def feed(self, data: bytes) -> list[Frame]:
         """Parse ``data`` (any chunk of this direction's stream); return the completed frames,
         checked and numbered, in order."""
-        frames = self._parser.feed(data)
+        parser = self._parser
+        frames = parser.feed(data)
+        if parser.pieces:
+            self._feed_streamed(frames, parser.pieces)
+            return frames
+        self._inspect(frames)
+        return frames
+
+    def _feed_streamed(self, frames: list[Frame], pieces: list[tuple[int, Frame, bytes]]) -> None:
+        """Inspect ``frames`` with the payload ``pieces`` of long frames in stream order: the
+        pieces with index ``i`` go to the inflater before ``frames[i]`` is inspected."""
+        assembler = self._assembler
+        done = 0
+        for index, frame, piece in pieces:
+            if index > done:
+                self._inspect(frames[done:index])
+                done = index
+            assembler.stream(frame, piece)
+        if done < len(frames):
+            self._inspect(frames[done:] if done else frames)
+
+    def _inspect(self, frames: list[Frame]) -> None:
+        """Check, number and reassemble ``frames``, in order."""
         checker = self._checker
         assembler = self._assembler
         fast_hlen = self._fast_hlen
@@ -170,7 +194,6 @@ class Inspector:
                 frame.text = b0 == 0x81  # an uncompressed text message (no RSV bits)
                 continue
             self._full(frame)
-        return frames
 
     def _full(self, frame: Frame) -> None:
         """The full path: every check, reassembly, inflating."""
@@ -178,10 +201,11 @@ class Inspector:
         violations = checker.check(frame)
         assembler = self._assembler
         inflater = self._inflater
-        status = inflater.status if inflater is not None else "ok"
         frame.message = assembler.add(frame)
         if inflater is not None and assembler.compressed and frame.message_no:
-            violations.extend(self._check_inflated(frame, inflater, status, assembler.piece))
+            violations.extend(
+                self._check_inflated(frame, inflater, assembler.status_before, assembler.piece)
+            )
         if violations:
             frame.violations = tuple(violations)
 
