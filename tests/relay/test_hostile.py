@@ -48,6 +48,7 @@ from wsinspect.events import (
 )
 from wsinspect.faults.spec import parse_fault
 from wsinspect.hub import Hub
+from wsinspect.intercept.breakpoints import parse_breakpoint
 from wsinspect.relay.observers import Tier
 from wsinspect.settings import Settings, Upstream
 from wsinspect.wire.frames import encode_frame
@@ -448,11 +449,15 @@ async def test_random_bytes_before_the_handshake_get_an_http_answer_or_a_close(
 # -- client side, after the handshake ----------------------------------------------------------
 
 
-#: Faults that are set up but never act on this traffic: their frame stage, shapers and idle
-#: watcher are in the path, and the bytes must still pass unchanged.
+#: Faults and breakpoints that are set up but never act on this traffic: their frame stage,
+#: message gate, shapers and idle watcher are in the path, and the bytes must still pass
+#: unchanged. The second breakpoint makes the proxy collect every binary message from the
+#: upstream and every message from the client (its words never match), as a held one would be.
 ARMED_IDLE = {
     "faults": tuple(parse_fault(f) for f in ("drop:match=^never-sent-xyzzy", "latency:ms=0")),
     "idle_timeout": 3600.0,
+    "breakpoints": tuple(parse_breakpoint(b) for b in (
+        "re:^never-sent-xyzzy", "dir:s2c op:binary never-sent-xyzzy", "dir=c2s,text=xyzzy")),
 }
 
 

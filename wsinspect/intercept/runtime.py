@@ -128,6 +128,12 @@ class Interceptor:
 
     def wants(self, session: Session, direction: Direction, frame: Frame) -> bool:
         conn = session.conn
+        message = frame.message
+        if message is not None and not message.truncated:
+            # A whole message in one frame: decided here, so the many that match nothing go
+            # on with the frames around them (one write) instead of one by one.
+            return any(b.matches(conn, direction, frame.opcode, message.payload)
+                       for b in self.breakpoints)
         return any(b.could_match(conn, direction, frame.opcode) for b in self.breakpoints)
 
     async def decide(self, session: Session, held: HeldMessage) -> Decision:

@@ -118,7 +118,8 @@ class MessageGate(Protocol):
 
     def wants(self, session: Session, direction: Direction, frame: Frame) -> bool:
         """Whether the message that ``frame`` (its first frame) starts must be collected and
-        decided on. Called once per data message: keep it cheap."""
+        decided on. Called once per data message: keep it cheap. A message in one frame is
+        complete: ``frame.message`` is the whole of it, so a gate may decide for good here."""
         ...
 
     async def decide(self, session: Session, held: HeldMessage) -> Decision:

@@ -379,7 +379,8 @@ class Pump(MessagePath):
     # -- the frame-aware path -------------------------------------------------------------
 
     async def relay_frames(self, data: bytes, frames: list[Frame], ts: float, now: float) -> bool:
-        """Decide frame by frame what goes on."""
+        """Decide frame by frame what goes on. A run of frames that simply go on as they came
+        (nothing acts on them) is published and sent in one write."""
         d = self.d
         buf = self.buf
         buf += data
@@ -387,9 +388,29 @@ class Pump(MessagePath):
         lc = self.lc
         session = self.session
         observer = self.observer
+        run: list[Frame] = []  # frames that go on as they came, from ``base`` on
         self.ahead = frames
         for i, f in enumerate(frames):
             self.ahead_at = i  # (``f`` is not handled until it has gone)
+            if f.start >= base:
+                gate = self.gate
+                if (
+                    self.stage is None
+                    and f.opcode != 8
+                    and lc.forwards
+                    and not self.collected
+                    and not self.recompress_bits
+                    and not (self.strict and peer_fault(f))
+                    and (gate is None or f.opcode not in (1, 2) or not gate.wants(session, d, f))
+                    and not self.injections
+                ):
+                    run.append(f)
+                    continue
+            if run:
+                if not await self.send_run(run, ts, now):
+                    return False
+                base = self.base
+                run = []
             if f.start < base:
                 # Its start was already forwarded (or dropped): finish it the same way.
                 n = f.end - base
@@ -421,6 +442,8 @@ class Pump(MessagePath):
             if self.injections and not await self.flush_injections():
                 return False
         self.ahead = []
+        if run and not await self.send_run(run, ts, now):
+            return False
         if buf and self.strict:
             held = self.held_start(self.base + len(buf))
             if held is True:
@@ -495,6 +518,23 @@ class Pump(MessagePath):
         if observer.publish([f], ts, now, bool(outs) and ok) and outs and ok:
             await session.closes_passed(d, [f])
         return ok
+
+    async def send_run(self, run: list[Frame], ts: float, now: float) -> bool:
+        """Publish and send a run of frames that go on as they came (they lie together at the
+        start of the buffer); ``False`` when the receiver is gone."""
+        n = run[-1].end - self.base
+        raw = bytes(self.buf[:n])
+        del self.buf[:n]
+        self.base = run[-1].end  # handled before the await, as in ``pass_chunk``
+        first = self.traffic.seq + 1
+        self.observer.publish(run, ts, now)  # before the send: receive order
+        try:
+            await self.send(raw)
+        except SENT as exc:
+            self.not_delivered(first, self.traffic.seq)
+            await self.session.receiver_gone(self.d, exc)
+            return False
+        return True
 
     async def let_go_held(self) -> bool:
         """Pass (or drop) the held start of the frame in progress; ``False`` when the receiver
