@@ -19,7 +19,15 @@ import trio
 
 from wsinspect.events import MessageAction, Notice
 from wsinspect.intercept.breakpoints import Breakpoint, parse_breakpoint
-from wsinspect.relay.actions import DROP, FORWARD, Decision, HeldMessage, Replace, close_payload
+from wsinspect.relay.actions import (
+    DROP,
+    FORWARD,
+    Decision,
+    Drop,
+    HeldMessage,
+    Replace,
+    close_payload,
+)
 from wsinspect.relay.control import ControlError
 from wsinspect.wire.sides import DIRECTIONS, Direction
 
@@ -157,7 +165,8 @@ class Interceptor:
             self._publish(entry, "edited", payload=decision.payload, original=held.payload,
                           by=entry.by)
         else:
-            self._publish(entry, "dropped" if decision is DROP else "resumed", by=entry.by)
+            self._publish(entry, "dropped" if isinstance(decision, Drop) else "resumed",
+                          by=entry.by)
         return decision
 
     # -- acting on held messages ----------------------------------------------------------
@@ -219,12 +228,12 @@ class Interceptor:
                 payload.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ControlError(f"a text message must be UTF-8 ({exc})") from None
-        sent = await session.inject(direction, opcode, payload)
+        session.check_injection(direction, opcode, payload)
         self.relay.hub.publish(MessageAction(
             conn, time.time(), "injected", direction, opcode,
             payload if opcode != 8 else b"", len(payload), close_code=close_code,
             close_reason=close_reason if opcode == 8 else None, by=by))
-        return sent
+        return await session.inject(direction, opcode, payload)
 
     def _publish(self, entry: Held, action: str, *, payload: bytes | None = None,
                  original: bytes | None = None, by: str = "") -> None:

@@ -26,7 +26,7 @@ direction's compressed messages (``written="recompressed"``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from wsinspect.relay.hooks import FrameIn
@@ -100,7 +100,6 @@ class HeldMessage:
     complete: bool
     received: float  # trio.current_time() when it was complete
     id: int = 0  # given by whoever holds it
-    extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def of(cls, conn: int, direction: Direction, items: list[FrameIn]) -> HeldMessage:
@@ -116,14 +115,6 @@ class HeldMessage:
             conn, direction, items, data[0].frame.opcode, last.message_no, payload, length,
             data[0].frame.rsv1, complete, items[-1].received,
         )
-
-    @property
-    def data_items(self) -> list[FrameIn]:
-        return [i for i in self.items if i.frame.opcode < 8]
-
-    @property
-    def control_items(self) -> list[FrameIn]:
-        return [i for i in self.items if i.frame.opcode >= 8]
 
 
 def encode_written(direction: Direction, opcode: int, payload: bytes, *,

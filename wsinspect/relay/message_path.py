@@ -20,6 +20,7 @@ from wsinspect.relay.actions import Decision, Forward, HeldMessage, Replace, enc
 from wsinspect.relay.hooks import FrameIn, FrameStage, MessageGate
 from wsinspect.wire.compress import compress_message
 from wsinspect.wire.frames import FrameParser
+from wsinspect.wire.messages import Message
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -154,7 +155,7 @@ class MessagePath:
             return True
         payload = compress_message(held.payload, self.recompress_bits)
         return await self.write(held.opcode, payload, "recompressed", compressed=True,
-                                staged=True)
+                                staged=held)
 
     def keep_in_sync(self, item: FrameIn, outs: Sequence[bytes]) -> Sequence[bytes]:
         """What a fault stage made of the last frame of a compressed message, kept valid for
@@ -184,14 +185,17 @@ class MessagePath:
         return True
 
     async def write(self, opcode: int, payload: bytes, written: Written, *,
-                    compressed: bool = False, staged: bool = False) -> bool:
+                    compressed: bool = False, staged: HeldMessage | None = None) -> bool:
         """Write one frame of the proxy's toward the receiver (see ``relay.actions``) and
-        publish it; ``False`` when the receiver is gone. ``staged``: through the direction's
-        frame stage (faults), as a frame of the sender's would go."""
+        publish it; ``False`` when the receiver is gone. ``staged``: the message this frame
+        carries again, through the direction's frame stage (faults) as the sender's would go."""
         raw = encode_written(self.d, opcode, payload, compressed=compressed)
         outs: Sequence[bytes] = [raw]
-        if staged and self.stage is not None:
+        if staged is not None and self.stage is not None:
             (frame,) = FrameParser(len(raw)).feed(raw)
+            frame.message_no = staged.message_no  # (a fault's ``match`` reads the text)
+            frame.message = Message(opcode, staged.payload, staged.length, len(payload), 1,
+                                    not staged.complete, compressed)
             outs = await self.stage(FrameIn(frame, raw, self.d, time.time(), trio.current_time()))
         try:
             for out in outs:

@@ -57,7 +57,6 @@ DENSE_CHUNK = 256  # full tier: a chunk with more frames than this yields before
 DENSE_READ = 4 * 1024  # ... and the next read is this small (at most ~600 frames, a few ms)
 
 
-
 def peer_fault(f: Frame) -> Violation | None:
     """The first violation of ``f`` that is the peer's fault (notices never act)."""
     for v in f.violations:

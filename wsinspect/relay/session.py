@@ -170,8 +170,17 @@ class Session:
         """Write a message of the proxy's toward ``direction``'s receiver (``relay.actions``):
         a data message at the next message boundary, a control frame at the next frame
         boundary. Returns whether it went at once (else it waits for that boundary).
-        ``ControlError`` when it cannot be sent: the connection is closing, the direction is
-        not parsed, or a control payload is over 125 bytes."""
+        ``ControlError`` when it cannot be sent (see ``check_injection``)."""
+        self.check_injection(direction, opcode, payload)
+        pump = self._pumps[direction]
+        pump.injections.append((opcode, payload, "injected"))
+        await pump.flush_injections()
+        return not pump.injections
+
+    def check_injection(self, direction: Direction, opcode: int, payload: bytes) -> None:
+        """``ControlError`` when ``inject`` could not send this: the connection is closing,
+        the direction is not parsed, an opcode the proxy does not send, a control payload
+        over 125 bytes, a close code that may not be sent."""
         if opcode not in (1, 2, 8, 9, 10):
             raise ControlError(f"opcode {opcode} is not a message the proxy can send")
         if opcode >= 8 and len(payload) > 125:
@@ -184,10 +193,6 @@ class Session:
         if self.finished.is_set() or not self.lifecycle.forwards:
             raise ControlError(f"connection #{self.conn} is closing: nothing more can be sent")
         self._parsed(direction, "the proxy cannot find its message boundaries")
-        pump = self._pumps[direction]
-        pump.injections.append((opcode, payload, "injected"))
-        await pump.flush_injections()
-        return not pump.injections
 
     def deflate_params(self, d: Direction) -> tuple[int, bool] | None:
         """``(window_bits, no_context_takeover)`` of ``d``'s sender when permessage-deflate

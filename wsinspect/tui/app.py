@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Input, Static
@@ -39,7 +39,7 @@ from wsinspect.tui.detail import (
     render_handshake,
     render_message,
 )
-from wsinspect.tui.intercept_screens import BreakpointScreen, EditScreen, Injection, InjectScreen
+from wsinspect.tui.intercepting import InterceptActions
 from wsinspect.tui.rows import TimeFormat, format_age
 from wsinspect.tui.screens import HelpScreen, PromptScreen
 from wsinspect.tui.store import EventStore, FilterError, FrameFilter, FrameView, Rates, Row
@@ -89,7 +89,7 @@ class UiState:
     breakpoints: list[dict[str, object]] = field(default_factory=list)  # as the relay last listed
 
 
-class InspectorApp(App[int]):
+class InspectorApp(InterceptActions):
     """``wsinspect tui`` (live, with a ``GuestRelay``) and ``wsinspect view`` (read-only)."""
 
     CSS_PATH = "app.tcss"
@@ -557,106 +557,6 @@ class InspectorApp(App[int]):
             self.notify(str(result) if result is not None else f"{command} done", title="Command")
         if isinstance(command, (AddBreakpoint, ClearBreakpoints)):
             self.send_command(ListBreakpoints())
-
-    # -- intercepting: breakpoints, held messages, injection ---------------------------------
-
-    def breakpoints_listed(self, result: object) -> None:
-        """The relay's list of armed breakpoints: kept, and shown by an open editor."""
-        listed = [b for b in result if isinstance(b, dict)] if isinstance(result, list) else []
-        self.ui.breakpoints = listed
-        if isinstance(self.screen, BreakpointScreen):
-            self.screen.show(listed)
-
-    def action_breakpoints(self) -> None:
-        """``b``: the breakpoint editor, pre-filled with the selected connection."""
-        if not self.live():
-            return
-        from wsinspect.intercept.commands import AddBreakpoint, ClearBreakpoints, ListBreakpoints
-
-        conn = self.selected_conn() if self.ui.conn is not None else None
-        self.send_command(ListBreakpoints())
-
-        def arm(spec: str | None) -> None:
-            if spec:
-                self.send_command(AddBreakpoint(spec))
-
-        def remove(ident: int) -> None:
-            self.send_command(ClearBreakpoints(ident))
-
-        value = f"#{conn} " if conn is not None else ""
-        self.push_screen(BreakpointScreen(value, self.ui.breakpoints, remove), arm)
-
-    def selected_held(self) -> MessageAction | None:
-        """The selected row when it is a message held now; says what to do when it is not."""
-        if not self.live():
-            return None
-        row = self.selected_row()
-        if row is not None and type(row) is MessageAction and self.ui.store.is_held(row):
-            return row
-        if type(row) is MessageAction and row.action == "held":
-            self.notify(f"Held message #{row.held} was already decided.", severity="warning")
-        elif self.ui.store.held:
-            self.notify("Select a held message (⏸ in the frames table; filter is:held), "
-                        "or A forwards them all.", severity="warning")
-        else:
-            self.notify("No message is held (b arms a breakpoint).", severity="warning")
-        return None
-
-    def action_resume(self) -> None:
-        """``Enter``: forward the selected held message as it came."""
-        held = self.selected_held()
-        if held is None or held.held is None:
-            return
-        from wsinspect.intercept.commands import ResumeHeld
-
-        self.send_command(ResumeHeld(held.held, by="tui"))
-
-    def action_drop_held(self) -> None:
-        """``d``: drop the selected held message (the receiver never gets it)."""
-        held = self.selected_held()
-        if held is None or held.held is None:
-            return
-        from wsinspect.intercept.commands import DropHeld
-
-        self.send_command(DropHeld(held.held, by="tui"))
-
-    def action_resume_all(self) -> None:
-        """``A``: forward every held message as it came."""
-        if not self.live():
-            return
-        from wsinspect.intercept.commands import ResumeHeld
-
-        self.send_command(ResumeHeld(all=True, by="tui"))
-
-    def action_edit_held(self) -> None:
-        """``e``: edit the selected held message, then forward the new payload in its place."""
-        held = self.selected_held()
-        if held is None or held.held is None:
-            return
-        ident = held.held
-        from wsinspect.intercept.commands import ResumeHeld
-
-        def edited(payload: bytes | None) -> None:
-            if payload is not None:
-                self.send_command(ResumeHeld(ident, payload, by="tui"))
-
-        self.push_screen(EditScreen(held), edited)
-
-    def action_inject(self) -> None:
-        """``i``: send a message of the proxy's into the selected connection."""
-        conn = self.command_target()
-        if conn is None:
-            return
-        row = self.selected_row()
-        to = "client" if row is not None and row.conn == conn and row.direction == "s2c" else "upstream"
-        from wsinspect.intercept.commands import SendMessage
-
-        def inject(what: Injection | None) -> None:
-            if what is not None:
-                self.send_command(SendMessage(conn, what.to, what.kind, what.payload, what.code,
-                                              what.reason, by="tui"))
-
-        self.push_screen(InjectScreen(conn, to), inject)
 
     # -- ending ------------------------------------------------------------------------------
 
