@@ -10,7 +10,6 @@ to keep each file to one concern.
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 import trio
@@ -55,7 +54,7 @@ class MessagePath:
     collected_size: int
     recompress_bits: int  # re-compressing this direction with this window (0: not)
     stage: FrameStage | None
-    injections: deque[tuple[int, bytes, Written]]  # waiting for a boundary
+    injections: list[tuple[int, bytes, Written]]  # waiting for a boundary
     ahead: list[Frame]  # the frame path: the chunk's frames, handled up to ``ahead_at``
     ahead_at: int
 

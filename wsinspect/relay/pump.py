@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 import trio
@@ -55,6 +54,7 @@ SPLICE_MIN = 64 * 1024
 YIELD_EVERY = 8  # a raw pump that never waits still lets other tasks run every this many reads
 DENSE_CHUNK = 256  # full tier: a chunk with more frames than this yields before the next read
 DENSE_READ = 4 * 1024  # ... and the next read is this small (at most ~600 frames, a few ms)
+NO_FRAMES: list[Frame] = []  # shared, never appended to
 
 
 def peer_fault(f: Frame) -> Violation | None:
@@ -102,9 +102,10 @@ class Pump(MessagePath):
         self.collected: list[FrameIn] = []  # a message collected for the gate, and its size
         self.collected_size = 0
         self.recompress_bits = 0  # re-compressing this direction (``message_path``)
-        self.injections: deque[tuple[int, bytes, Written]] = deque()  # waiting for a boundary
-        self.ahead: list[Frame] = []  # the frame path: the chunk's frames, handled up to
-        self.ahead_at = 0  # ... this index
+        # (lists, not deques: thousands of idle connections each hold two pumps)
+        self.injections: list[tuple[int, bytes, Written]] = []  # waiting for a boundary
+        self.ahead: list[Frame] = NO_FRAMES  # the frame path: the chunk's frames, handled up
+        self.ahead_at = 0  # ... to this index
         # (the session's, read on every chunk)
         self.hub = session.hub
         self.lc = session.lifecycle
@@ -440,7 +441,7 @@ class Pump(MessagePath):
             self.ahead_at = i + 1
             if self.injections and not await self.flush_injections():
                 return False
-        self.ahead = []
+        self.ahead = NO_FRAMES
         if run and not await self.send_run(run, ts, now):
             return False
         if buf and self.strict:
