@@ -34,6 +34,20 @@ def armed(*specs: str) -> dict[str, Any]:
     return {"breakpoints": tuple(parse_breakpoint(s) for s in specs)}
 
 
+class RawReceiver:
+    """A raw upstream that keeps the first ``n`` bytes the proxy sends it after the 101."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.got = b""
+        self.done = trio.Event()
+
+    async def serve(self, stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        self.got = rest + await read_exactly(stream, self.n - len(rest))
+        self.done.set()
+        await trio.sleep_forever()
+
+
 async def held_ids(proxy: Any, n: int = 1) -> list[int]:
     """Wait until ``n`` messages are held; their ids."""
     while True:
@@ -144,26 +158,20 @@ async def test_a_held_fragmented_message_resumed_as_is_is_byte_exact(
         encode_frame(9, b"between", mask_key=b"\xaa\xbb\xcc\xdd"),
         encode_frame(0, b"99", rsv2=True, mask_key=b"\x00\x00\x00\x00"),
     ])
-    got: list[bytes] = []
-    done = trio.Event()
-
-    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
-        got.append(rest + await read_exactly(stream, len(sent) - len(rest)))
-        done.set()
-        await trio.sleep_forever()
-
+    upstream = RawReceiver(len(sent))
     with trio.fail_after(10):
-        proxy = await start_proxy(await start_raw_ws_server(nursery, server), **armed("re:^order"))
+        proxy = await start_proxy(await start_raw_ws_server(nursery, upstream.serve),
+                                  **armed("re:^order"))
         stream, _, _ = await raw_client(proxy.port)
         for i in range(0, len(sent), 5):
             await stream.send_all(sent[i : i + 5])
         [ident] = await held_ids(proxy)
         held = (await proxy.relay.execute(ListHeld()))[0]
         assert held["preview"] == "order 99"
-        assert not done.is_set()
+        assert not upstream.done.is_set()
         await proxy.relay.execute(ResumeHeld(ident))
-        await done.wait()
-    assert got[0] == sent
+        await upstream.done.wait()
+    assert upstream.got == sent
 
 
 @pytest.mark.parametrize("spec", ["re:^never-matches", "dir=s2c,op=binary", "#99"])
@@ -173,21 +181,14 @@ async def test_breakpoints_that_match_nothing_leave_the_bytes_alone(
     from test_relay_fidelity import _client_bytes
 
     sent = _client_bytes()
-    got: list[bytes] = []
-    done = trio.Event()
-
-    async def server(stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
-        got.append(rest + await read_exactly(stream, len(sent) - len(rest)))
-        done.set()
-        await trio.sleep_forever()
-
+    upstream = RawReceiver(len(sent))
     with trio.fail_after(10):
-        proxy = await start_proxy(await start_raw_ws_server(nursery, server), **armed(spec))
+        proxy = await start_proxy(await start_raw_ws_server(nursery, upstream.serve), **armed(spec))
         stream, _, _ = await raw_client(proxy.port)
         for i in range(0, len(sent), 7):
             await stream.send_all(sent[i : i + 7])
-        await done.wait()
-    assert got[0] == sent
+        await upstream.done.wait()
+    assert upstream.got == sent
     assert not proxy.sink.of(MessageAction)
 
 

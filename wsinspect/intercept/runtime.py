@@ -11,6 +11,7 @@ come again. Every action is published as a ``MessageAction`` event.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -97,9 +98,7 @@ class Interceptor:
     def add(self, spec: str) -> Breakpoint:
         """Arm a breakpoint (``BreakpointError`` if it does not parse) on every connection,
         open or to come."""
-        parsed = parse_breakpoint(spec)
-        bp = Breakpoint(parsed.spec, parsed.direction, parsed.conn, parsed.opcodes, parsed.regex,
-                        parsed.text, self._next_breakpoint)
+        bp = dataclasses.replace(parse_breakpoint(spec), id=self._next_breakpoint)
         self._next_breakpoint += 1
         self.breakpoints.append(bp)
         for session in list(self.relay.sessions.values()):

@@ -169,7 +169,6 @@ class Observer:
             t.last_data = now
         return any(f.opcode == 8 for f in frames)
 
-
     def publish_written(self, raw: bytes, written: Written, ts: float, now: float,
                         delivered: bool = True) -> None:
         """Count and publish a frame the proxy wrote itself (``raw``: exactly what went out,
