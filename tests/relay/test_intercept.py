@@ -409,3 +409,38 @@ async def test_drop_and_duplicate_faults_keep_a_compressed_stream_in_sync(
         assert any(e.written == "recompressed" for e in proxy.sink.of(FrameSeen))
     else:
         assert got == [base + "first", "dup " + base, "dup " + base, *later, base + "last", "end"]
+
+
+async def test_trio_websocket_peers_see_edits_and_injections(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    """Another library on both ends (trio-websocket, wsproto inside): what the proxy writes is
+    a valid frame to it as well, in both directions."""
+    from trio_websocket import ConnectionClosed as TwsClosed
+    from trio_websocket import open_websocket_url, serve_websocket
+
+    async def handler(request: Any) -> None:
+        ws = await request.accept()
+        try:
+            while True:
+                message = await ws.get_message()
+                await ws.send_message(f"echo {message}")
+        except TwsClosed:
+            pass
+
+    server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
+    upstream = f"ws://127.0.0.1:{server.port}"
+    with trio.fail_after(10):
+        proxy = await start_proxy(upstream, **armed("dir=s2c,match=^echo hold"))
+        async with open_websocket_url(proxy.url()) as ws:
+            await ws.send_message("hold")
+            [ident] = await held_ids(proxy)
+            await proxy.relay.execute(ResumeHeld(ident, b"echo edited"))
+            assert await ws.get_message() == "echo edited"
+            await proxy.relay.execute(SendMessage(1, "client", "text", b"injected"))
+            assert await ws.get_message() == "injected"
+            await proxy.relay.execute(SendMessage(1, "upstream", "text", b"from the proxy"))
+            assert await ws.get_message() == "echo from the proxy"
+            await proxy.relay.execute(SendMessage(1, "upstream", "ping", b"p"))
+            await ws.send_message("after the ping")
+            assert await ws.get_message() == "echo after the ping"

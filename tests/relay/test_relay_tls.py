@@ -87,3 +87,33 @@ async def test_listening_with_tls_serves_wss_clients(
                            compression=None) as ws:
             await ws.send("secure hop")
             assert await ws.recv() == "secure hop"
+
+
+async def test_a_held_message_is_edited_and_a_message_injected_over_tls_both_ways(
+    nursery: trio.Nursery, start_proxy: StartProxy, ca: trustme.CA, ca_file: str, tmp_path: Path
+) -> None:
+    """TLS toward the client and the upstream: the proxy writes its own frames into both."""
+    from wsinspect.events import MessageAction
+    from wsinspect.intercept.breakpoints import parse_breakpoint
+    from wsinspect.intercept.commands import ResumeHeld, SendMessage
+
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with trio.fail_after(10):
+        proxy = await start_proxy(await _wss_upstream(nursery, ca), upstream_ca=ca_file,
+                                  cert=str(cert_file), key=str(key_file),
+                                  breakpoints=(parse_breakpoint("re:^secret"),))
+        async with connect(proxy.url(scheme="wss"), ssl=client_ctx, proxy=None,
+                           compression=None) as ws:
+            await ws.send("secret plan")
+            held = await proxy.sink.wait_for(MessageAction, lambda e: e.action == "held")
+            await proxy.relay.execute(ResumeHeld(held.held, b"public plan"))
+            assert await ws.recv() == "public plan"  # the edit, echoed by the upstream
+            await proxy.relay.execute(SendMessage(1, "upstream", "text", b"to the echo"))
+            assert await ws.recv() == "to the echo"
+            await proxy.relay.execute(SendMessage(1, "client", "binary", b"\x01\x02"))
+            assert await ws.recv() == b"\x01\x02"
