@@ -18,6 +18,7 @@ __all__ = ["build_parser", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("proxy", "run the relay headless and log every frame on stdout"),
     "tui": ("tui", "run the relay and watch its traffic live in a terminal UI"),
+    "mock": ("mock", "a scripted WebSocket server, no upstream: your script answers the client"),
     "view": ("view", "open a recording (or a Chrome HAR) in the terminal UI, read-only"),
     "demo": ("demo", "try it: an echo server, the proxy and a web page, with the UI"),
     "cat": ("cat", "print a recording (or a Chrome HAR) with the live log's format"),

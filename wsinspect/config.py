@@ -184,6 +184,14 @@ def _fault_arg(text: str) -> FaultSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+SCRIPT_EPILOG = """\
+A script is a Python file that defines any of on_open(conn), on_message(conn, msg) and
+on_close(conn, info), plain or async. on_message's answer decides: None (as it came), a str or
+bytes (this instead), wsinspect.script.DROP, or a list (these instead, in order). conn.send(dir,
+payload), conn.close(code, reason) and conn.log(text) work from any hook or task. The file is
+loaded again for each new connection when it changed; see docs/scripting.md.
+"""
+
 BREAK_EPILOG = """\
 --break SPEC is KEY=VALUE pairs (dir=c2s,match=^order) or the TUI filter's words
 (dir:c2s re:^order): dir= c2s or s2c, conn= a connection, op= text or binary, match= a regex
@@ -264,6 +272,14 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     flt.add_argument("--control", metavar="PATH", default=None,
                      help="open a control socket (Unix socket, owner-only) for 'wsinspect ctl'")
 
+    scr = parser.add_argument_group("scripts", SCRIPT_EPILOG)
+    scr.add_argument("--script", metavar="FILE", dest="scripts", action=_ReplaceAppend,
+                     default=[], help="run this script's hooks on every connection "
+                     "(repeatable: each message goes through them in order)")
+    scr.add_argument("--script-errors", choices=("log", "close"), default="log",
+                     help="an exception in a hook: log it and let the message go on as it came "
+                     "(default), or close the connection with 1011")
+
     brk = parser.add_argument_group("breakpoints", BREAK_EPILOG)
     brk.add_argument("--break", metavar="SPEC", dest="breakpoints", action=_ReplaceAppend,
                      type=_break_arg, default=[],
@@ -292,6 +308,8 @@ def _fault_settings(args: argparse.Namespace) -> dict[str, Any]:
         "seed": getattr(args, "seed", None),
         "control": getattr(args, "control", None),
         "breakpoints": tuple(getattr(args, "breakpoints", ())),
+        "scripts": tuple(getattr(args, "scripts", ())),
+        "script_errors": getattr(args, "script_errors", "log"),
     }
 
 

@@ -95,6 +95,8 @@ class Settings:
     seed: int | None = None
     control: str | None = None  # control socket path (wsinspect ctl)
     breakpoints: tuple[Breakpoint, ...] = ()  # --break (see wsinspect.intercept)
+    scripts: tuple[str, ...] = ()  # --script files (see wsinspect.script)
+    script_errors: str = "log"  # or "close": a failing hook closes its connection with 1011
 
     @property
     def listen_is_loopback(self) -> bool:

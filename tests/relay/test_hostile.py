@@ -14,6 +14,7 @@ import dataclasses
 import os
 import struct
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -458,6 +459,9 @@ ARMED_IDLE = {
     "idle_timeout": 3600.0,
     "breakpoints": tuple(parse_breakpoint(b) for b in (
         "re:^never-sent-xyzzy", "dir:s2c op:binary never-sent-xyzzy", "dir=c2s,text=xyzzy")),
+    # ... and scripts that read every message and answer None (one plain, one async)
+    "scripts": tuple(str(Path(__file__).parent.parent / "script" / name)
+                     for name in ("noop.py", "noop_async.py")),
 }
 
 

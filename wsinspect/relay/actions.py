@@ -8,7 +8,7 @@ held message waits, in order), and when the message is complete asks the gate to
 - ``FORWARD``: the collected frames go on exactly as they came (same frames, mask keys, bits),
   through the direction's frame stage (faults) as any frame would;
 - ``Replace(payload)``: the message's frames are not delivered; one FIN frame of the proxy's
-  carries ``payload`` instead (``written="edited"``);
+  carries ``payload`` instead (``written="edited"``), then one for each message of ``more``;
 - ``DROP``: the message's frames are not delivered (interleaved control frames still are).
 
 ``Session.inject`` writes a message of the proxy's (``written="injected"``): a data message at
@@ -61,10 +61,11 @@ class Drop:
 @dataclass(frozen=True, slots=True)
 class Replace:
     """Send ``payload`` instead, as one FIN frame of ``opcode`` (the message's own when
-    ``None``)."""
+    ``None``), then the messages of ``more`` (``(opcode, payload)`` each), in order."""
 
     payload: bytes
     opcode: int | None = None
+    more: tuple[tuple[int, bytes], ...] = ()
 
 
 Decision = Forward | Drop | Replace

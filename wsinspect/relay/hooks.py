@@ -60,6 +60,8 @@ from wsinspect.wire.refusal import Refusal
 from wsinspect.wire.sides import Direction
 
 if TYPE_CHECKING:
+    import trio
+
     from wsinspect.relay.actions import Decision, HeldMessage
     from wsinspect.relay.session import Session
 
@@ -72,6 +74,7 @@ __all__ = [
     "MessageGate",
     "Refusal",
     "SessionHook",
+    "UpstreamConnector",
 ]
 
 
@@ -111,6 +114,7 @@ class FrameIn:
 HandshakeGate = Callable[[HandshakeInfo], Awaitable[Refusal | None]]
 SessionHook = Callable[["Session"], Awaitable[None]]
 FrameStage = Callable[[FrameIn], Awaitable[Sequence[bytes]]]
+UpstreamConnector = Callable[[HandshakeInfo], Awaitable["trio.abc.Stream"]]
 
 
 class MessageGate(Protocol):
@@ -134,3 +138,8 @@ class Hooks:
 
     gates: list[HandshakeGate] = field(default_factory=list)
     session_hooks: list[SessionHook] = field(default_factory=list)
+    #: Replaces the connection to ``settings.upstream``: awaited (after the gates) with the
+    #: validated request's ``HandshakeInfo``, it returns the stream the proxy's own handshake
+    #: and then the session use instead of a TCP/TLS connection (an in-process server:
+    #: ``wsinspect mock``). ``None``: connect to ``settings.upstream``.
+    connect_upstream: UpstreamConnector | None = None

@@ -126,8 +126,10 @@ class MessagePath:
         if held.compressed:
             self.start_recompressing(held.message_no)
         if isinstance(decision, Replace):
-            opcode = held.opcode if decision.opcode is None else decision.opcode
-            return await self.write(opcode, decision.payload, "edited")
+            first = held.opcode if decision.opcode is None else decision.opcode
+            for opcode, payload in ((first, decision.payload), *decision.more):
+                if not await self.write(opcode, payload, "edited"):
+                    return False
         return True
 
     def start_recompressing(self, message_no: int) -> None:

@@ -200,7 +200,11 @@ async def _open_upstream(
 
     with trio.move_on_after(settings.handshake_timeout) as scope:
         try:
-            up_stream = await connect(upstream.host, upstream.port, ssl_context=relay.upstream_ssl)
+            connector = relay.hooks.connect_upstream
+            if connector is not None:  # an in-process upstream (Hooks.connect_upstream)
+                up_stream = await connector(HandshakeInfo(conn, client, path, request.headers))
+            else:
+                up_stream = await connect(upstream.host, upstream.port, ssl_context=relay.upstream_ssl)
             await send_all(
                 up_stream,
                 up_hs.request_for(
@@ -242,19 +246,18 @@ async def _open_upstream(
         relay.sessions.pop(conn, None)
         await refuse(Refusal(101, "the client left before the 101 reached it"), answer=False)
         return None
-    hub.publish(
-        ConnectionOpened(
-            conn=conn,
-            ts=time.time(),
-            client=client,
-            path=path,
-            upstream=f"{'wss' if upstream.secure else 'ws'}://{upstream.host_header}"
-            f"{join_target(upstream.path, path)}",
-            request_headers=request.headers,
-            status=101,
-            response_headers=answer.headers,
-            subprotocol=answer.subprotocol,
-            extensions=extensions,
-        )
+    session.opened = ConnectionOpened(
+        conn=conn,
+        ts=time.time(),
+        client=client,
+        path=path,
+        upstream=f"{'wss' if upstream.secure else 'ws'}://{upstream.host_header}"
+        f"{join_target(upstream.path, path)}",
+        request_headers=request.headers,
+        status=101,
+        response_headers=answer.headers,
+        subprotocol=answer.subprotocol,
+        extensions=extensions,
     )
+    hub.publish(session.opened)
     return session, client_first, answer.trailing

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from wsinspect.events import ConnectionClosed, Notice
+from wsinspect.events import ConnectionClosed, ConnectionOpened, Notice
 from wsinspect.relay.actions import close_payload
 from wsinspect.relay.control import ControlError
 from wsinspect.relay.hooks import FrameStage, MessageGate, SessionHook
@@ -52,7 +52,7 @@ class Session:
     """One client ↔ upstream WebSocket connection after both handshakes.
 
     Public, for faults and the control path: ``conn``, ``client``, ``path``, ``opened_at``
-    (wall time), ``traffic`` (frames and bytes per direction, ``last_data``/``last_control``:
+    (wall time), ``opened`` (the ``ConnectionOpened`` of both handshakes), ``traffic`` (frames and bytes per direction, ``last_data``/``last_control``:
     ``trio.current_time()`` of the last data and control frame either way), ``tiers``, and the
     actions ``close()``, ``cut()``, ``blackhole()``, ``set_stage()``, ``wrap_sender()`` and
     ``start_soon()`` (a task that lives as long as the connection).
@@ -72,6 +72,7 @@ class Session:
         "finished",
         "hub",
         "lifecycle",
+        "opened",
         "opened_at",
         "path",
         "strict",
@@ -101,6 +102,7 @@ class Session:
         self.strict = strict
         self._session_hooks = tuple(session_hooks)
         self.opened_at = time.time()
+        self.opened: ConnectionOpened | None = None  # both handshakes, once the 101 went out
         self._opened_mono = trio.current_time()
         self.traffic = Traffic(self._opened_mono)
         self._observe_args = (capture_limit, extensions, max_message_size)
