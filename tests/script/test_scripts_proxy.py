@@ -208,10 +208,13 @@ async def test_a_changed_script_serves_new_connections_and_a_broken_one_keeps_th
         await one()
         await trio.Path(path).write_text("def on_message(conn, msg):\n    return (\n")
         os.utime(path, (2, 2))
+        # The file is watched: the error is said when it is saved, before any new connection.
+        warning = await proxy.sink.wait_for(
+            Notice, lambda n: n.level == "warning" and "reload failed" in n.text)
         await one()
     assert got == ["v1", "v2", "v2"]
-    [warning] = [n for n in proxy.sink.of(Notice) if "reload" in n.text]
     assert f"{path}:2: SyntaxError" in warning.text and "keeping the previous version" in warning.text
+    assert len([n for n in proxy.sink.of(Notice) if "reload failed" in n.text]) == 1
 
 
 async def test_a_script_that_does_not_load_is_refused_before_listening(

@@ -16,7 +16,7 @@ import gc
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import trio
@@ -134,7 +134,8 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 class Relay:
     """A running proxy. ``address`` is the bound ``(host, port)``; ``sessions`` maps a
     connection id to its open ``Session``; ``hooks`` are the plug-in points (``relay.hooks``);
-    ``commands`` the control commands it answers (``relay.control``)."""
+    ``commands`` the control commands it answers (``relay.control``); ``tasks`` async callables
+    that what attaches to the relay wants run as long as it listens (a script's watcher)."""
 
     def __init__(self, settings: Settings, hub: Hub, hooks: Hooks | None = None) -> None:
         if settings.upstream is None:
@@ -147,6 +148,7 @@ class Relay:
         self._next_conn = 0
         self.commands = Commands()
         add_connection_commands(self)
+        self.tasks: list[Callable[[], Awaitable[None]]] = []
         self.upstream_ssl = (
             client_ssl_context(settings.upstream_ca, settings.insecure)
             if settings.upstream.secure
@@ -231,4 +233,6 @@ async def serve(
             nursery.start_soon(serve_control, relay, control)
         for listener in listeners:
             nursery.start_soon(_accept_loop, listener, ctx, nursery, relay)
+        for task in relay.tasks:
+            nursery.start_soon(task)
         task_status.started(relay)

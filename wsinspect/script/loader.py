@@ -4,7 +4,8 @@
 (``on_open``, ``on_message``, ``on_close``, each plain or ``async``). ``refresh()`` loads it
 again when its modification time changed: new connections get the new hooks, and a file that
 does not load (a syntax error, an exception at import) keeps the previous hooks running; the
-error says the file and the line.
+error says the file and the line. ``watch`` looks at the files twice a second, so an error is
+said when the file is saved, not when the next connection opens.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import inspect
 import os
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import trio
+
 __all__ = ["HOOK_NAMES", "ScriptError", "ScriptFile", "ScriptHooks", "call_hook",
-           "script_traceback"]
+           "script_traceback", "watch"]
 
 HOOK_NAMES = ("on_open", "on_message", "on_close")
+WATCH_EVERY = 0.5  # seconds between two looks at a script file's modification time
 
 
 class ScriptError(Exception):
@@ -59,6 +63,21 @@ def script_traceback(exc: BaseException) -> str:
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
              *traceback.format_exception_only(exc)]
     return "".join(lines).rstrip()
+
+
+async def watch(files: Sequence[ScriptFile], report: Callable[[str, str], None]) -> None:
+    """Load each file again as soon as it changes (every ``WATCH_EVERY`` seconds), until
+    cancelled: ``report(level, text)`` says it was reloaded, or why it was not (the previous
+    version stays)."""
+    while True:
+        await trio.sleep(WATCH_EVERY)
+        for f in files:
+            before = f.hooks
+            error = f.refresh()
+            if error is not None:
+                report("warning", f"script reload failed: {error}")
+            elif f.hooks is not before:
+                report("info", f"script {f.path} reloaded: new connections use it")
 
 
 def where(exc: BaseException, path: str) -> str:

@@ -49,7 +49,7 @@ from wsinspect.relay.server import Relay, serve
 from wsinspect.relay.transport import receive_some, send_all
 from wsinspect.script.api import ScriptMessage
 from wsinspect.script.conn import CloseInfo, Conn
-from wsinspect.script.loader import ScriptFile, ScriptHooks, script_traceback
+from wsinspect.script.loader import ScriptFile, ScriptHooks, script_traceback, watch
 from wsinspect.script.pipeline import through
 from wsinspect.settings import Settings, Upstream
 from wsinspect.wire.frames import Frame, Opcode, encode_frame
@@ -90,6 +90,7 @@ async def serve_mock(
     async with trio.open_nursery() as nursery:
         mock = MockServer(hub, scripts, nursery, subprotocol=subprotocol,
                           close_on_error=close_on_error)
+        nursery.start_soon(watch, scripts, lambda level, text: mock.notice(level, text, 0))
         hooks = Hooks(connect_upstream=mock.connect)
         relay = await nursery.start(partial(serve, mock_settings(settings, scripts), hub,
                                             hooks=hooks))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -38,6 +39,7 @@ from wsinspect.script.loader import (
     ScriptHooks,
     call_hook,
     script_traceback,
+    watch,
 )
 from wsinspect.script.pipeline import Failed, through, through_now
 from wsinspect.settings import ConfigError
@@ -72,6 +74,8 @@ def install(relay: Relay) -> ScriptRuntime | None:
     runtime = ScriptRuntime(relay, load_scripts(relay.settings.scripts),
                             close_on_error=relay.settings.script_errors == "close")
     relay.hooks.session_hooks.append(runtime)
+    relay.tasks.append(partial(watch, runtime.files,
+                               lambda level, text: runtime._notice(level, text, 0)))
     return runtime
 
 
