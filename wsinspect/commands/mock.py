@@ -45,11 +45,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsinspect.settings import ConfigError, Settings
 
-__all__ = ["configure", "run", "settings_from_mock_args"]
+if TYPE_CHECKING:
+    from wsinspect.tui.app import InspectorApp
+
+__all__ = ["build_mock_app", "configure", "run", "settings_from_mock_args"]
 
 
 def _positive_float(text: str) -> float:
@@ -141,11 +144,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_tui(settings: Settings, serve: Any, max_frames: int) -> int:
-    import trio
-
     from wsinspect.hub import Hub
     from wsinspect.recording.writer import start_recorder
-    from wsinspect.tui.live import build_live_app
 
     probe = Hub()
     try:  # refuse an unwritable --record path before the UI starts
@@ -155,6 +155,17 @@ def _run_tui(settings: Settings, serve: Any, max_frames: int) -> int:
         return 2
     if recorder is not None:
         recorder.close()
+    app = build_mock_app(settings, serve, max_frames)
+    app.run()
+    return app.return_code or 0
+
+
+def build_mock_app(settings: Settings, serve: Any, max_frames: int) -> InspectorApp:
+    """The live TUI around a mock (``serve``: ``serve_mock`` with its scripts bound)."""
+    import trio
+
+    from wsinspect.hub import Hub
+    from wsinspect.tui.live import build_live_app
 
     async def starter(hub: Hub, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         from wsinspect.recording.writer import open_recorder
@@ -162,6 +173,4 @@ def _run_tui(settings: Settings, serve: Any, max_frames: int) -> int:
         async with open_recorder(settings, hub):
             await serve(hub, task_status=task_status)
 
-    app = build_live_app(settings, max_frames=max_frames, starter=starter)
-    app.run()
-    return app.return_code or 0
+    return build_live_app(settings, max_frames=max_frames, starter=starter)
