@@ -28,7 +28,7 @@ Scripts, for each connection (as they are when it opens: ``ScriptFile.refresh``)
 ``conn.send("s2c", payload)`` and ``conn.close(code, reason)`` queue, and the connection's
 ``Conn.run`` task writes them in order (answers go through the same queue, so they keep their
 place among a hook's own sends). An exception in a hook is published as an error ``Notice`` with
-the last lines of its traceback; with ``close_on_error`` the connection is closed with 1011.
+the script's own traceback; with ``close_on_error`` the connection is closed with 1011.
 One connection's error never reaches another.
 """
 
