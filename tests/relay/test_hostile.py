@@ -45,6 +45,7 @@ from wsinspect.events import (
     ConnectionOpened,
     FrameSeen,
     HandshakeRejected,
+    MessageAction,
     Notice,
 )
 from wsinspect.faults.spec import parse_fault
@@ -1134,3 +1135,55 @@ async def test_an_upstream_reset_during_the_handshake_gets_502(
         assert status == 502
         assert body.startswith("upstream connection failed during the handshake")
         assert_healthy(proxy)
+
+
+@st.composite
+def frame_streams(draw: st.DrawFn, masked: bool) -> bytes:
+    """Well-formed WebSocket traffic as a peer may send it: text and binary messages, some
+    fragmented, with pings and pongs between fragments, any RSV bits on a first frame, fresh
+    mask keys from the client (none from the server), and length encodings of every size."""
+    out = []
+    for _ in range(draw(st.integers(1, 12))):
+        opcode = draw(st.sampled_from([1, 2]))
+        pieces = draw(st.lists(st.binary(max_size=300), min_size=1, max_size=4))
+        if opcode == 1:
+            pieces = [p.hex().encode() for p in pieces]  # valid UTF-8
+        for i, piece in enumerate(pieces):
+            key = draw(st.binary(min_size=4, max_size=4)) if masked else None
+            first = i == 0
+            out.append(encode_frame(opcode if first else 0, piece, fin=i == len(pieces) - 1,
+                                    rsv1=first and draw(st.booleans()), mask_key=key))
+            if draw(st.integers(0, 4)) == 0:  # a control frame between fragments (§5.4)
+                key = draw(st.binary(min_size=4, max_size=4)) if masked else None
+                out.append(encode_frame(draw(st.sampled_from([9, 10])),
+                                        draw(st.binary(max_size=125)), mask_key=key))
+    return b"".join(out)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), from_upstream=st.booleans())
+async def test_frame_streams_pass_byte_exact_with_breakpoints_faults_and_scripts_armed(
+    data: st.DataObject, from_upstream: bool
+) -> None:
+    """What the peers send reaches the other side unchanged, however it is cut into reads,
+    while breakpoints, faults and scripts are in the path and act on none of it."""
+    stream = data.draw(frame_streams(masked=not from_upstream))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(10):
+            up = RawUpstream()
+            proxy = await start_in(nursery, await start_raw_ws_server(nursery, up.handler),
+                                   **ARMED_IDLE)
+            client, head, _ = await raw_client(proxy.port)
+            assert head.startswith(b"HTTP/1.1 101")
+            await up.ready.wait()
+            assert up.stream is not None
+            sender, receiver = (up.stream, client) if from_upstream else (client, up.stream)
+            for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+                if b > a:
+                    await sender.send_all(stream[a:b])
+            assert await read_exactly(receiver, len(stream)) == stream
+            assert not proxy.sink.of(MessageAction)
+            up.done.set()
+            assert_healthy(proxy)
+        nursery.cancel_scope.cancel()
