@@ -136,6 +136,14 @@ def test_messages_are_listed_like_chrome_devtools(tmp_path: Path) -> None:
     assert all(T0 < m["time"] < T0 + 2 for m in messages)  # epoch seconds
 
 
+def test_what_the_proxy_wrote_is_a_message_marked_written(tmp_path: Path) -> None:
+    messages = exported(tmp_path, every_kind())["log"]["entries"][1]["_webSocketMessages"]
+    written = [(m["type"], m["data"], m["_written"]) for m in messages if "_written" in m]
+    assert written == [("receive", "fixed", "edited")]  # the injected ping is no message
+    back = [e for e in read_events(str(tmp_path / "out.har")) if isinstance(e, FrameSeen)]
+    assert [(e.frame.payload, e.written) for e in back if e.written] == [(b"fixed", "edited")]
+
+
 def test_truncated_message_says_so(tmp_path: Path) -> None:
     messages = exported(tmp_path, every_kind())["log"]["entries"][1]["_webSocketMessages"]
     big = messages[0]

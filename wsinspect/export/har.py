@@ -85,6 +85,11 @@ class _Conn:
         self.messages: list[dict[str, Any]] = []
 
 
+#: Frames of the proxy's that carry a message of their own (a re-compressed one is the sender's
+#: message again, already in the HAR as that message).
+WRITTEN = ("edited", "injected")
+
+
 def _item(direction: Direction, ts: float, opcode: int, payload: bytes, length: int) -> dict[str, Any]:
     if opcode == 1:
         data = payload.decode("utf-8", "replace")
@@ -118,11 +123,16 @@ def write_har(events: Iterable[Event], out: IO[str]) -> int:
             conns.setdefault(event.conn, _Conn()).messages.append(
                 _item(event.direction, event.ts, m.opcode, m.payload, m.length)
             )
-        elif isinstance(event, FrameSeen) and event.frame.opcode == 8:
+        elif isinstance(event, FrameSeen) and (
+            event.frame.opcode == 8 or (event.written in WRITTEN and event.frame.opcode < 8)
+        ):
+            # Close frames, and the messages the proxy wrote itself (they have no message
+            # event): marked ``_written``, beside the sender's own message.
             f = event.frame
-            conns.setdefault(event.conn, _Conn()).messages.append(
-                _item(event.direction, event.ts, 8, f.payload, f.length)
-            )
+            item = _item(event.direction, event.ts, f.opcode, f.payload, f.length)
+            if event.written is not None:
+                item["_written"] = event.written
+            conns.setdefault(event.conn, _Conn()).messages.append(item)
     entries = []
     for conn_id, c in sorted(conns.items()):
         entry = _entry(conn_id, c)
@@ -280,8 +290,10 @@ def _entry_events(conn: int, entry: dict[str, Any]) -> list[Event]:
         payload = data.encode("utf-8") if opcode == 1 else base64.b64decode(data)
         length = int(item.get("_length", len(payload)))
         when = float(item["time"])
+        written = item.get("_written")  # a message of wsinspect's (our own HAR): a frame only
+        written = written if written in WRITTEN else None
         message_no = 0
-        if opcode < 8:
+        if opcode < 8 and written is None:
             counts[direction] += 1
             message_no = counts[direction]
         frame = Frame(
@@ -289,8 +301,8 @@ def _entry_events(conn: int, entry: dict[str, Any]) -> list[Event]:
             masked=direction == "c2s", mask_key=None, length=length, header=b"",
             payload=payload, message_no=message_no, text=opcode in (1, 9, 10),
         )
-        out.append(FrameSeen(conn, seq, direction, when, frame))
-        if opcode < 8:
+        out.append(FrameSeen(conn, seq, direction, when, frame, True, written))
+        if opcode < 8 and written is None:
             message = Message(opcode, payload, length, length, 1, truncated=length > len(payload))
             out.append(MessageSeen(conn, direction, when, message, message_no))
     return out
