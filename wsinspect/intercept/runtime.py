@@ -227,12 +227,7 @@ class Interceptor:
                 payload.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ControlError(f"a text message must be UTF-8 ({exc})") from None
-        session.check_injection(direction, opcode, payload)
-        self.relay.hub.publish(MessageAction(
-            conn, time.time(), "injected", direction, opcode,
-            payload if opcode != 8 else b"", len(payload), close_code=close_code,
-            close_reason=close_reason if opcode == 8 else None, by=by))
-        return await session.inject(direction, opcode, payload)
+        return await session.inject(direction, opcode, payload, by=by)
 
     def _publish(self, entry: Held, action: str, *, payload: bytes | None = None,
                  original: bytes | None = None, by: str = "") -> None:

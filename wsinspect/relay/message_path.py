@@ -67,15 +67,17 @@ class MessagePath:
     def at_boundary(self) -> bool:
         raise NotImplementedError
 
-    async def collect(self, item: FrameIn) -> bool:
-        """Collect the frames of a message the gate wants; when it is complete, carry out what
-        the gate decides. Everything its sender sends meanwhile waits behind it."""
+    async def collect(self, item: FrameIn, wanted: bool | None = None) -> bool:
+        """Collect the frames of a message the gate wants (``wanted``: its answer when it was
+        asked already); when it is complete, carry out what the gate decides. Everything its
+        sender sends meanwhile waits behind it."""
         f = item.frame
         gate = self.gate
-        if not self.collected and (f.opcode not in (1, 2) or not (
-            (self.recompress_bits and f.rsv1)
-            or (gate is not None and gate.wants(self.session, self.d, f))
-        )):
+        if wanted is None and gate is not None and f.opcode in (1, 2) and not self.collected:
+            wanted = gate.wants(self.session, self.d, f)
+        if not self.collected and (
+            f.opcode not in (1, 2) or not ((self.recompress_bits and f.rsv1) or wanted)
+        ):
             return await self.frame_in(item)
         self.collected.append(item)
         self.collected_size += len(item.raw)

@@ -406,8 +406,11 @@ class Pump(MessagePath):
         self.ahead = frames
         for i, f in enumerate(frames):
             self.ahead_at = i  # (``f`` is not handled until it has gone)
+            wanted: bool | None = None  # the gate's answer for a message's first frame
             if f.start >= base:
                 gate = self.gate
+                if gate is not None and f.opcode in (1, 2) and not self.collected:
+                    wanted = gate.wants(session, d, f)
                 if (
                     self.stage is None
                     and f.opcode != 8
@@ -415,7 +418,7 @@ class Pump(MessagePath):
                     and not self.collected
                     and not self.recompress_bits
                     and not (self.strict and peer_fault(f))
-                    and (gate is None or f.opcode not in (1, 2) or not gate.wants(session, d, f))
+                    and not wanted
                     and not self.injections
                 ):
                     run.append(f)
@@ -447,7 +450,7 @@ class Pump(MessagePath):
                 base = self.base = f.end
                 item = FrameIn(f, raw, d, ts, now)
                 if self.gate is not None or self.collected or self.recompress_bits:
-                    ok = await self.collect(item)
+                    ok = await self.collect(item, wanted)
                 else:
                     ok = await self.frame_in(item)
                 if not ok:

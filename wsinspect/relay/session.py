@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from wsinspect.events import ConnectionClosed, ConnectionOpened, Notice
+from wsinspect.events import ConnectionClosed, ConnectionOpened, MessageAction, Notice
 from wsinspect.relay.actions import close_payload
 from wsinspect.relay.control import ControlError
 from wsinspect.relay.hooks import FrameStage, MessageGate, SessionHook
@@ -168,18 +168,26 @@ class Session:
             tier, _why = choose_tier(self.hub, strict=self.strict, staged=True)
             pump.observer = self._observer(direction, tier)
 
-    async def inject(self, direction: Direction, opcode: int, payload: bytes) -> bool:
+    async def inject(self, direction: Direction, opcode: int, payload: bytes, *,
+                     by: str = "") -> bool:
         """Write a message of the proxy's toward ``direction``'s receiver (``relay.actions``):
         a data message at the next message boundary, a control frame at the next frame
-        boundary. Returns whether it went at once (else it waits for that boundary).
-        ``ControlError`` when it cannot be sent (see ``check_injection``)."""
-        self.check_injection(direction, opcode, payload)
+        boundary; published first as an ``injected`` action ``by`` whoever asked. Returns
+        whether it went at once (else it waits for that boundary). ``ControlError`` when it
+        cannot be sent (see ``_check_injection``): then nothing is published or sent."""
+        self._check_injection(direction, opcode, payload)
+        close = opcode == 8 and len(payload) >= 2
+        self.hub.publish(MessageAction(
+            self.conn, time.time(), "injected", direction, opcode,
+            b"" if opcode == 8 else payload, len(payload),
+            close_code=int.from_bytes(payload[:2], "big") if close else None,
+            close_reason=payload[2:].decode() if close else None, by=by))
         pump = self._pumps[direction]
         pump.injections.append((opcode, payload, "injected"))
         await pump.flush_injections()
         return not pump.injections
 
-    def check_injection(self, direction: Direction, opcode: int, payload: bytes) -> None:
+    def _check_injection(self, direction: Direction, opcode: int, payload: bytes) -> None:
         """``ControlError`` when ``inject`` could not send this: the connection is closing,
         the direction is not parsed, an opcode the proxy does not send, a control payload
         over 125 bytes, a close code that may not be sent."""

@@ -246,14 +246,9 @@ class ScriptRuntime:
     def _sender(self, session: Session) -> Any:
         async def send(direction: Direction, opcode: int, payload: bytes) -> None:
             try:
-                session.check_injection(direction, opcode, payload)
+                await session.inject(direction, opcode, payload, by="script")
             except ControlError as exc:
                 self._notice("warning", f"conn.send: {exc}", session.conn)
-                return
-            self.relay.hub.publish(MessageAction(
-                session.conn, time.time(), "injected", direction, opcode, payload, len(payload),
-                by="script"))
-            await session.inject(direction, opcode, payload)
         return send
 
     def _closer(self, session: Session) -> Any:
