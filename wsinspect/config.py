@@ -22,6 +22,7 @@ from wsinspect.settings import DEFAULT_MAX_MESSAGE_SIZE, ConfigError, Settings, 
 __all__ = [
     "add_proxy_arguments",
     "apply_config_file",
+    "listen_address",
     "load_config",
     "parse_hostport",
     "settings_from_args",
@@ -114,17 +115,24 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
     _add_fault_arguments(parser)
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Validate parsed flags into ``Settings``; ``ConfigError`` on a bad combination."""
+def listen_address(args: argparse.Namespace) -> tuple[str, int]:
+    """``--listen``'s host and port, checked with ``--cert``/``--key`` (both or neither);
+    ``ConfigError`` says what is wrong."""
     try:
         host, port = parse_hostport(args.listen)
     except ValueError as exc:
         raise ConfigError(f"--listen {args.listen!r}: expected HOST:PORT ({exc})") from None
+    if bool(args.cert) != bool(args.key):
+        raise ConfigError("--cert and --key go together: give both to serve TLS, or neither")
+    return host, port
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Validate parsed flags into ``Settings``; ``ConfigError`` on a bad combination."""
+    host, port = listen_address(args)
     upstream = Upstream.parse(args.upstream) if getattr(args, "upstream", None) else None
     if upstream is None and getattr(args, "_upstream_required", False):
         raise ConfigError("--upstream is required (or 'upstream' in the --config file)")
-    if bool(args.cert) != bool(args.key):
-        raise ConfigError("--cert and --key go together: give both to serve TLS, or neither")
     max_message_size = args.max_message_size
     if max_message_size is not None and not args.strict:
         raise ConfigError("--max-message-size only acts with --strict")

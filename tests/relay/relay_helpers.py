@@ -110,3 +110,16 @@ async def start_raw_ws_server(nursery: trio.Nursery, handler: RawWsHandler,
     return f"ws://{host}:{port}"
 
 
+class RawReceiver:
+    """A raw upstream (``start_raw_ws_server(nursery, r.serve)``) that keeps the first ``n``
+    bytes the proxy sends it after the 101: ``got``, once ``done`` is set."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.got = b""
+        self.done = trio.Event()
+
+    async def serve(self, stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
+        self.got = rest + await read_exactly(stream, self.n - len(rest))
+        self.done.set()
+        await trio.sleep_forever()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 from loopback import echo, start_ws_server
-from relay_helpers import StartProxy, raw_client, read_exactly, start_raw_ws_server
+from relay_helpers import RawReceiver, StartProxy, raw_client, start_raw_ws_server
 from websockets.exceptions import ConnectionClosed as WsClosed
 from websockets.trio.client import connect
 from websockets.trio.server import ServerConnection
@@ -32,20 +32,6 @@ pytestmark = pytest.mark.trio
 
 def armed(*specs: str) -> dict[str, Any]:
     return {"breakpoints": tuple(parse_breakpoint(s) for s in specs)}
-
-
-class RawReceiver:
-    """A raw upstream that keeps the first ``n`` bytes the proxy sends it after the 101."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.got = b""
-        self.done = trio.Event()
-
-    async def serve(self, stream: trio.SocketStream, head: bytes, rest: bytes) -> None:
-        self.got = rest + await read_exactly(stream, self.n - len(rest))
-        self.done.set()
-        await trio.sleep_forever()
 
 
 async def held_ids(proxy: Any, n: int = 1) -> list[int]:

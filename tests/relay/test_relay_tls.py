@@ -28,6 +28,19 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.fixture
+def serving_tls(ca: trustme.CA, tmp_path: Path) -> tuple[str, str, ssl.SSLContext]:
+    """A certificate and key for the proxy to serve TLS with, and a client context trusting
+    them."""
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return str(cert_file), str(key_file), client_ctx
+
+
 async def _wss_upstream(nursery: trio.Nursery, ca: trustme.CA) -> str:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
@@ -72,17 +85,13 @@ async def test_insecure_skips_verification_and_warns_on_every_connection(
 
 
 async def test_listening_with_tls_serves_wss_clients(
-    nursery: trio.Nursery, start_proxy: StartProxy, ca: trustme.CA, tmp_path: Path
+    nursery: trio.Nursery, start_proxy: StartProxy,
+    serving_tls: tuple[str, str, ssl.SSLContext],
 ) -> None:
-    cert = ca.issue_cert("127.0.0.1")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    cert_file, key_file, client_ctx = serving_tls
     with trio.fail_after(10):
         upstream = await start_ws_server(nursery, echo, compression=None)
-        proxy = await start_proxy(upstream, cert=str(cert_file), key=str(key_file))
+        proxy = await start_proxy(upstream, cert=cert_file, key=key_file)
         async with connect(proxy.url(scheme="wss"), ssl=client_ctx, proxy=None,
                            compression=None) as ws:
             await ws.send("secure hop")
@@ -90,22 +99,18 @@ async def test_listening_with_tls_serves_wss_clients(
 
 
 async def test_a_held_message_is_edited_and_a_message_injected_over_tls_both_ways(
-    nursery: trio.Nursery, start_proxy: StartProxy, ca: trustme.CA, ca_file: str, tmp_path: Path
+    nursery: trio.Nursery, start_proxy: StartProxy, ca: trustme.CA, ca_file: str,
+    serving_tls: tuple[str, str, ssl.SSLContext],
 ) -> None:
     """TLS toward the client and the upstream: the proxy writes its own frames into both."""
     from wsinspect.events import MessageAction
     from wsinspect.intercept.breakpoints import parse_breakpoint
     from wsinspect.intercept.commands import ResumeHeld, SendMessage
 
-    cert = ca.issue_cert("127.0.0.1")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    cert_file, key_file, client_ctx = serving_tls
     with trio.fail_after(10):
         proxy = await start_proxy(await _wss_upstream(nursery, ca), upstream_ca=ca_file,
-                                  cert=str(cert_file), key=str(key_file),
+                                  cert=cert_file, key=key_file,
                                   breakpoints=(parse_breakpoint("re:^secret"),))
         async with connect(proxy.url(scheme="wss"), ssl=client_ctx, proxy=None,
                            compression=None) as ws:

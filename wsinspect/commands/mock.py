@@ -102,14 +102,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_mock_args(args: argparse.Namespace) -> Settings:
     """The relay's settings for ``args`` (its upstream is set by ``serve_mock``)."""
-    from wsinspect.config import parse_hostport
+    from wsinspect.config import listen_address
 
-    try:
-        host, port = parse_hostport(args.listen)
-    except ValueError as exc:
-        raise ConfigError(f"--listen {args.listen!r}: expected HOST:PORT ({exc})") from None
-    if bool(args.cert) != bool(args.key):
-        raise ConfigError("--cert and --key go together: give both to serve TLS, or neither")
+    host, port = listen_address(args)
     return Settings(listen_host=host, listen_port=port, cert=args.cert, key=args.key,
                     handshake_timeout=args.handshake_timeout, log_format=args.log_format,
                     quiet=args.quiet, record=args.record, redact=args.redact,

@@ -8,7 +8,7 @@ from typing import Final
 
 from wsinspect.wire.sides import Direction
 
-__all__ = ["DROP", "Answer", "ScriptMessage", "answer_messages"]
+__all__ = ["DROP", "ScriptMessage", "answer_messages"]
 
 
 class _Drop:
@@ -21,11 +21,6 @@ class _Drop:
 
 
 DROP: Final = _Drop()
-
-#: What ``on_message`` may return: ``None`` (as it came), ``str``/``bytes`` (this instead),
-#: ``DROP``, or a list of ``str``/``bytes`` (these instead, in order).
-Answer = None | str | bytes | _Drop | list[str | bytes]
-
 
 @dataclass(frozen=True, slots=True)
 class ScriptMessage:

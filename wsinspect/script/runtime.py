@@ -171,8 +171,6 @@ class ScriptRuntime:
             return False
         message = frame.message
         key = (direction, frame.message_no)
-        if key in state.decided:
-            return True
         if message is None or message.truncated or not all(
             h.sync_on_message or h.on_message is None for h in state.hooks
         ):
