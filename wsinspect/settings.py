@@ -15,11 +15,22 @@ if TYPE_CHECKING:
     from wsinspect.faults.spec import FaultSpec
     from wsinspect.intercept.breakpoints import Breakpoint
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "ConfigError", "Settings", "Upstream"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "ConfigError", "ResourceError", "Settings", "Upstream"]
 
 
 class ConfigError(Exception):
-    """A setting is wrong: ``str(err)`` says where (file and key, or flag) and why."""
+    """A setting is wrong: ``str(err)`` says where (file and key, or flag) and why.
+    ``status``: the exit status it ends a command with (2, a bad option, unless it is a
+    resource that could not be had when the relay started: 1)."""
+
+    status = 2
+
+
+class ResourceError(ConfigError):
+    """A setting that is right but could not be had when the relay started (a control socket
+    that cannot be created): exit status 1."""
+
+    status = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import trio
@@ -35,6 +36,23 @@ def test_a_bad_upstream_url_is_a_clear_error() -> None:
     result = _run("--upstream", "ftp://example.com")
     assert result.returncode == 2
     assert "--upstream 'ftp://example.com': the scheme must be ws:// or wss://" in result.stderr
+
+
+def test_a_script_that_does_not_load_is_a_clear_error_with_status_2(tmp_path: Path) -> None:
+    bad = tmp_path / "rules.py"
+    bad.write_text("def on_message(conn, msg)\n    return None\n")
+    for script, why in ((bad, f"{bad}:1: SyntaxError"), (tmp_path / "missing.py", "cannot read")):
+        result = _run("--upstream", "ws://127.0.0.1:9", "--listen", "127.0.0.1:0",
+                      "--script", str(script))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and why in result.stderr
+
+
+def test_a_control_socket_that_cannot_be_made_is_status_1(tmp_path: Path) -> None:
+    result = _run("--upstream", "ws://127.0.0.1:9", "--listen", "127.0.0.1:0",
+                  "--control", str(tmp_path / "no-such-dir" / "c.sock"))
+    assert result.returncode == 1, result.stderr
+    assert "--control" in result.stderr
 
 
 @pytest.mark.trio

@@ -40,7 +40,7 @@ def run_headless(command: str, settings: Settings, starter: Starter, *, listen: 
         print(f"wsinspect {command}: error: {exc}", file=sys.stderr)
         return 2
 
-    failure: list[str] = []
+    failure: list[tuple[str, int]] = []  # what went wrong, and the exit status it means
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -54,10 +54,12 @@ def run_headless(command: str, settings: Settings, starter: Starter, *, listen: 
             except* OSError as group:  # e.g. an address in use
                 exc = group.exceptions[0]
                 where = f" on {listen}" if listen else ""
-                failure.append(f"cannot listen{where}: {getattr(exc, 'strerror', None) or exc}")
+                failure.append(
+                    (f"cannot listen{where}: {getattr(exc, 'strerror', None) or exc}", 1))
                 nursery.cancel_scope.cancel()
-            except* ConfigError as group:  # e.g. a --control socket that cannot be created
-                failure.append(str(group.exceptions[0]))
+            except* ConfigError as group:  # a script that does not load (2), a --control
+                error = group.exceptions[0]  # socket that cannot be created (1)...
+                failure.append((str(error), getattr(error, "status", 2)))
                 nursery.cancel_scope.cancel()
 
     try:
@@ -72,6 +74,7 @@ def run_headless(command: str, settings: Settings, starter: Starter, *, listen: 
         if recorder is not None:
             recorder.close()  # idempotent: run() has closed it unless it never ran
     if failure:
-        print(f"wsinspect {command}: error: {failure[0]}", file=sys.stderr)
-        return 1
+        text, status = failure[0]
+        print(f"wsinspect {command}: error: {text}", file=sys.stderr)
+        return status
     return 0

@@ -30,7 +30,7 @@ from wsinspect.relay.observers import Tier, choose_tier
 from wsinspect.relay.opening import handle_client
 from wsinspect.relay.session import Session
 from wsinspect.relay.upstream import client_ssl_context
-from wsinspect.settings import ConfigError, Settings
+from wsinspect.settings import ConfigError, ResourceError, Settings
 
 __all__ = ["Relay", "raise_fd_limit", "serve", "server_ssl_context", "tune_gc"]
 
@@ -227,7 +227,7 @@ async def serve(
         try:
             control = await open_control_listener(settings.control)
         except OSError as exc:
-            raise ConfigError(f"--control {settings.control}: {exc.strerror or exc}") from None
+            raise ResourceError(f"--control {settings.control}: {exc.strerror or exc}") from None
     async with trio.open_nursery() as nursery:
         if control is not None:
             nursery.start_soon(serve_control, relay, control)
