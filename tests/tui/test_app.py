@@ -364,3 +364,17 @@ async def test_view_opens_a_chrome_har_file(tmp_path: Path) -> None:
         assert "0x000102" in cursor_line(app.frames)
         await pilot.press("up", "j")
         assert '"hi": 2' in detail(app)
+
+
+@pytest.mark.asyncio
+async def test_a_tick_while_the_app_closes_finds_nothing_to_draw_and_does_not_fail(
+    events: list[Event],
+) -> None:
+    """Textual removes the screen's widgets before it stops the app's timers: a last tick
+    must not raise (it failed a run under load with NoMatches '#status')."""
+    app = make_app(events)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.query_one("#status").remove()
+        await pilot.pause()
+        app.ui.last_rate_sample = 0.0  # the status bar is due
+        app.tick()

@@ -15,6 +15,7 @@ message. Each goes to the relay as a command of ``wsinspect.intercept.commands``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static
 
 from wsinspect.events import Event, FrameSeen, MessageAction, Notice
@@ -191,6 +193,12 @@ class InspectorApp(InterceptActions):
 
     def tick(self) -> None:
         """Apply what was published since the last tick and redraw the new rows, once."""
+        # While the app closes, Textual removes the screen's widgets before it stops the app's
+        # timers: a last tick may find nothing to draw on.
+        with contextlib.suppress(NoMatches):
+            self._tick()
+
+    def _tick(self) -> None:
         ui = self.ui
         applied = ui.store.drain(DRAIN_BUDGET)
         now = time.monotonic()
