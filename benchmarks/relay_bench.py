@@ -48,8 +48,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MASK = b"\x37\xfa\x21\x3d"
@@ -187,9 +188,15 @@ class Client(asyncio.Protocol):
             self.handshake_done.set_exception(ConnectionError("closed during handshake"))
 
 
-async def connect(port: int, size: int) -> Client:
+async def connect(port: int, size: int, **connection: Any) -> Client:
+    """A client connection to ``port`` with its handshake done; ``connection``: more
+    arguments for ``create_connection`` (``sock``, ``ssl``, ``server_hostname``)."""
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: Client(size), "127.0.0.1", port)
+    if "sock" in connection:
+        _, client = await loop.create_connection(lambda: Client(size), **connection)
+    else:
+        _, client = await loop.create_connection(lambda: Client(size), "127.0.0.1", port,
+                                                 **connection)
     key = base64.b64encode(os.urandom(16))
     client.transport.write(
         b"GET /bench?size=%d HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -200,9 +207,14 @@ async def connect(port: int, size: int) -> Client:
     return client
 
 
-async def throughput(port: int, size: int, in_flight: int, seconds: float) -> float:
-    """Messages per second echoed with ``in_flight`` outstanding, measured for ``seconds``."""
-    client = await connect(port, size)
+Opener = Callable[[int, int], Awaitable[Client]]
+
+
+async def throughput(port: int, size: int, in_flight: int, seconds: float,
+                     opener: Opener | None = None) -> float:
+    """Messages per second echoed with ``in_flight`` outstanding, measured for ``seconds``;
+    ``opener(port, size)`` opens the connection (default: ``connect``, plain TCP)."""
+    client = await (opener or connect)(port, size)
     loop = asyncio.get_running_loop()
     done = 0
     finished = loop.create_future()
@@ -233,9 +245,9 @@ async def throughput(port: int, size: int, in_flight: int, seconds: float) -> fl
     return rate
 
 
-async def round_trips(port: int, count: int) -> tuple[float, float]:
+async def round_trips(port: int, count: int, opener: Opener | None = None) -> tuple[float, float]:
     """(p50, p99) round-trip time in microseconds for one 64-byte message in flight."""
-    client = await connect(port, 64)
+    client = await (opener or connect)(port, 64)
     loop = asyncio.get_running_loop()
     samples: list[float] = []
     waiter: asyncio.Future[None] = loop.create_future()

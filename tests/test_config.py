@@ -192,3 +192,34 @@ def test_the_help_states_the_default() -> None:
     add_proxy_arguments(proxy)
     text = " ".join(proxy.format_help().split())
     assert "(default: 64m; 0: no limit)" in text
+
+
+def test_forward_mode_needs_no_upstream_and_keeps_its_choices(tmp_path: Path) -> None:
+    s = settings("proxy", "--forward", "--ca-dir", str(tmp_path), "--ignore-hosts", r"\.apple\.com",
+                 "--allow-hosts", "^api", "--proxy-auth", "u:p:w")
+    assert (s.forward, s.upstream, s.ca_dir) == (True, None, str(tmp_path))
+    assert (s.ignore_hosts, s.allow_hosts, s.proxy_auth) == ((r"\.apple\.com",), ("^api",), "u:p:w")
+
+
+def test_forward_options_come_from_the_config_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'forward = true\nignore-hosts = ["pinned"]\nproxy-auth = "a:b"\n')
+    s = settings("proxy", "--config", path)
+    assert (s.forward, s.ignore_hosts, s.proxy_auth) == (True, ("pinned",), "a:b")
+
+
+@pytest.mark.parametrize(("argv", "why"), [
+    (("--forward", "-u", "ws://h:1"), "exclude each other"),
+    (("--forward", "--cert", "c.pem", "--key", "k.pem"), "plain HTTP proxy requests"),
+    (("-u", "ws://h:1", "--ignore-hosts", "x"), "--ignore-hosts only acts with --forward"),
+    (("-u", "ws://h:1", "--proxy-auth", "a:b"), "--proxy-auth only acts with --forward"),
+    (("--forward", "--ignore-hosts", "(unclosed"), "not a regular expression"),
+    (("--forward", "--proxy-auth", "nocolon"), "expected USER:PASS"),
+])
+def test_forward_options_that_do_not_fit_are_refused(argv: tuple[str, ...], why: str) -> None:
+    with pytest.raises(ConfigError, match=why.replace("(", r"\(")):
+        settings("proxy", *argv)
+
+
+def test_without_upstream_the_error_mentions_forward() -> None:
+    with pytest.raises(ConfigError, match="or --forward"):
+        settings("proxy")

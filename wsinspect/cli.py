@@ -26,12 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "convert a recording to HAR 1.2 or pcap"),
     "replay": ("replay", "replay a recorded client against a server; --diff to compare"),
     "ctl": ("ctl", "act on a running proxy through its --control socket (cut, close, faults)"),
+    "ca": ("ca", "wsinspect's certificate authority for proxy --forward: where, and how to trust it"),
 }
 
 EPILOG = """\
 examples:
   wsinspect proxy --upstream ws://127.0.0.1:9000          # listen on 127.0.0.1:8080
   wsinspect proxy --upstream wss://example.com -w s.jsonl  # record to a file
+  wsinspect proxy --forward      # be the HTTP proxy of a browser or app (see 'wsinspect ca')
 
 Run 'wsinspect COMMAND --help' for a command's options.
 """

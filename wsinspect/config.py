@@ -12,6 +12,7 @@ parses the command line again, so flags override the file.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,8 +61,10 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: bool = True) -> None:
-    """Declare the relay's flags on ``parser`` (shared by ``proxy``, ``tui`` and ``demo``)."""
+def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: bool = True,
+                        forward: bool = True) -> None:
+    """Declare the relay's flags on ``parser`` (shared by ``proxy``, ``tui`` and ``demo``);
+    ``forward``: with the forward-proxy flags."""
     net = parser.add_argument_group("listening and upstream")
     net.add_argument(
         "--listen", "-l", metavar="HOST:PORT", default="127.0.0.1:8080",
@@ -82,6 +85,9 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
                      help="do not verify the upstream's TLS certificate (logged on every connection)")
     net.add_argument("--websocket-only", action="store_true",
                      help="answer plain HTTP requests 400 instead of passing them upstream")
+
+    if forward:
+        _add_forward_arguments(parser)
 
     hs = parser.add_argument_group("handshake and frames")
     hs.add_argument("--handshake-timeout", metavar="SECONDS", type=_positive_float, default=10.0,
@@ -115,6 +121,55 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
     _add_fault_arguments(parser)
 
 
+def _add_forward_arguments(parser: argparse.ArgumentParser) -> None:
+    fwd = parser.add_argument_group(
+        "forward proxy (instead of --upstream; see docs/forward.md)")
+    fwd.add_argument("--forward", action="store_true",
+                     help="be the HTTP proxy clients are configured to use (CONNECT and "
+                     "absolute-form requests), relaying to whatever host each one asks for; TLS "
+                     "is intercepted with wsinspect's CA (`wsinspect ca` says how to trust it)")
+    fwd.add_argument("--ca-dir", metavar="DIR", default=None,
+                     help="where the CA lives (default: $WSINSPECT_CA_DIR or ~/.wsinspect)")
+    fwd.add_argument("--ignore-hosts", metavar="REGEX", action="append", default=[],
+                     help="tunnel hosts whose host:port matches blindly, without interception "
+                     "(apps that pin certificates); repeatable")
+    fwd.add_argument("--allow-hosts", metavar="REGEX", action="append", default=[],
+                     help="intercept only hosts whose host:port matches; others are tunnelled "
+                     "blindly; repeatable")
+    fwd.add_argument("--proxy-auth", metavar="USER:PASS", default=None,
+                     help="answer 407 to clients without these Proxy-Authorization credentials")
+
+
+def _forward_settings(args: argparse.Namespace, upstream: Upstream | None) -> dict[str, Any]:
+    """The forward-proxy settings, checked: ``ConfigError`` on a bad combination."""
+    forward = bool(getattr(args, "forward", False))
+    ignore = tuple(getattr(args, "ignore_hosts", None) or ())
+    allow = tuple(getattr(args, "allow_hosts", None) or ())
+    auth = getattr(args, "proxy_auth", None)
+    if not forward:
+        for flag, given in (("--ignore-hosts", ignore), ("--allow-hosts", allow),
+                            ("--proxy-auth", auth), ("--ca-dir", getattr(args, "ca_dir", None))):
+            if given:
+                raise ConfigError(f"{flag} only acts with --forward")
+        return {}
+    if upstream is not None:
+        raise ConfigError("--forward and --upstream exclude each other: a forward proxy "
+                          "relays to the host each client asks for")
+    if args.cert or args.key:
+        raise ConfigError("--forward listens for plain HTTP proxy requests; --cert/--key serve "
+                          "TLS in reverse mode only (tunnelled TLS is intercepted with the CA)")
+    for flag, patterns in (("--ignore-hosts", ignore), ("--allow-hosts", allow)):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{flag} {pattern!r}: not a regular expression ({exc})") from None
+    if auth is not None and ":" not in auth:
+        raise ConfigError(f"--proxy-auth {auth!r}: expected USER:PASS")
+    return {"forward": True, "ca_dir": args.ca_dir, "ignore_hosts": ignore,
+            "allow_hosts": allow, "proxy_auth": auth}
+
+
 def listen_address(args: argparse.Namespace) -> tuple[str, int]:
     """``--listen``'s host and port, checked with ``--cert``/``--key`` (both or neither);
     ``ConfigError`` says what is wrong."""
@@ -131,8 +186,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate parsed flags into ``Settings``; ``ConfigError`` on a bad combination."""
     host, port = listen_address(args)
     upstream = Upstream.parse(args.upstream) if getattr(args, "upstream", None) else None
-    if upstream is None and getattr(args, "_upstream_required", False):
-        raise ConfigError("--upstream is required (or 'upstream' in the --config file)")
+    forward = _forward_settings(args, upstream)
+    if upstream is None and not forward and getattr(args, "_upstream_required", False):
+        raise ConfigError("--upstream is required (or 'upstream' in the --config file), "
+                          "or --forward to be the proxy clients are configured to use")
     max_message_size = args.max_message_size
     if max_message_size is not None and not args.strict:
         raise ConfigError("--max-message-size only acts with --strict")
@@ -159,6 +216,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         record=getattr(args, "record", None),
         redact=getattr(args, "redact", True),
         **_fault_settings(args),
+        **forward,
     )
 
 

@@ -221,6 +221,9 @@ def render_event(event: Event, *, width: int = DEFAULT_PREVIEW) -> str:
             f" {event.status} by {event.by}: {event.reason}{origin}{rule}"
         )
     if isinstance(event, HttpExchange):
+        if event.method == "CONNECT" and event.status == 200:  # a tunnel the proxy did not open
+            return (f"{t} #{event.conn} tunnel {event.client} {event.path}"
+                    f" {format_bytes(event.size)} {event.duration * 1000:.1f}ms")
         return (
             f"{t} #{event.conn} http {event.client} {event.method} {event.path}"
             f" {event.status} {format_bytes(event.size)} {event.duration * 1000:.1f}ms"

@@ -108,6 +108,13 @@ class Settings:
     breakpoints: tuple[Breakpoint, ...] = ()  # --break (see wsinspect.intercept)
     scripts: tuple[str, ...] = ()  # --script files (see wsinspect.script)
     script_errors: str = "log"  # or "close": a failing hook closes its connection with 1011
+    # Forward mode (--forward): an HTTP proxy; TLS in CONNECT tunnels is intercepted with the CA
+    # in ca_dir (see wsinspect.ca) unless ignore_hosts match (or allow_hosts do not).
+    forward: bool = False
+    ca_dir: str | None = None
+    ignore_hosts: tuple[str, ...] = ()  # regexes, searched in "host:port"
+    allow_hosts: tuple[str, ...] = ()
+    proxy_auth: str | None = None  # "user:password" clients must send (407 otherwise)
 
     @property
     def listen_is_loopback(self) -> bool:

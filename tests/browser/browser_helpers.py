@@ -250,14 +250,16 @@ def running(*args: str) -> Iterator[Process]:
 
 
 @contextmanager
-def chromium_page(executable: str, **context_options: Any) -> Iterator[Any]:
+def chromium_page(executable: str, *, args: tuple[str, ...] = (),
+                  **context_options: Any) -> Iterator[Any]:
     """A fresh page in a headless Chromium driven by Playwright (the system Chromium: no
     browser download). Every Playwright call on it times out after ``STEP_TIMEOUT``.
-    ``context_options`` go to ``new_context`` (e.g. ``ignore_https_errors=True``)."""
+    ``args`` are extra command-line switches (``--proxy-server=...``); ``context_options`` go
+    to ``new_context`` (e.g. ``ignore_https_errors=True``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
+        browser = p.chromium.launch(executable_path=executable, args=[*CHROMIUM_ARGS, *args],
                                     headless=True, timeout=STEP_TIMEOUT * 1000)
         try:
             page = browser.new_context(**context_options).new_page()

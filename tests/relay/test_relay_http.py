@@ -5,10 +5,19 @@ from __future__ import annotations
 import h11
 import pytest
 import trio
-from relay_helpers import StartProxy, echo, read_to_eof, start_raw_server, start_ws_server
+from relay_helpers import (
+    StartProxy,
+    echo,
+    read_exactly,
+    read_to_eof,
+    read_until,
+    start_raw_server,
+    start_ws_server,
+    upgrade_request,
+)
 from websockets.trio.client import connect
 
-from wsinspect.events import HttpExchange
+from wsinspect.events import ConnectionOpened, HttpExchange
 
 pytestmark = pytest.mark.trio
 
@@ -42,6 +51,26 @@ async def _http_server(nursery: trio.Nursery, seen: list[h11.Request], bodies: l
     return f"ws://{host}:{port}"
 
 
+async def read_response(stream: trio.abc.Stream, method: str = "GET") -> tuple[h11.Response, bytes]:
+    """One response as a client reads it (the connection may stay open after it)."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method=method, target="/", headers=[("Host", "x"), ("Content-Length", "0")]))
+    conn.send(h11.EndOfMessage())
+    response = None
+    body = b""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await stream.receive_some(65536))
+        elif isinstance(event, h11.Response):
+            response = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+            assert response is not None
+            return response, body
+
+
 async def test_plain_http_is_passed_through_and_logged(nursery: trio.Nursery, start_proxy: StartProxy) -> None:
     seen: list[h11.Request] = []
     bodies: list[bytes] = []
@@ -53,18 +82,9 @@ async def test_plain_http_is_passed_through_and_logged(nursery: trio.Nursery, st
             b"POST /api/items?x=1 HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 5\r\n"
             b"Cookie: a=b\r\n\r\nhello"
         )
-        answer = await read_to_eof(stream)
-        conn = h11.Connection(h11.CLIENT)
-        conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
-        conn.send(h11.EndOfMessage())
-        conn.receive_data(answer)
-        conn.receive_data(b"")
-        response = conn.next_event()
-        assert isinstance(response, h11.Response) and response.status_code == 200
+        response, body = await read_response(stream, "POST")
+        assert response.status_code == 200
         assert (b"x-up", b"yes") in list(response.headers)
-        body = b""
-        while isinstance(event := conn.next_event(), h11.Data):
-            body += event.data
         assert body == b"page for /app/api/items?x=1"
         assert seen[0].target == b"/app/api/items?x=1"
         assert dict(seen[0].headers)[b"host"] == upstream.split("//")[1].encode()
@@ -128,3 +148,106 @@ async def test_plain_http_to_an_unreachable_upstream_gets_502(
         await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_to_eof(stream)).startswith(b"HTTP/1.1 502 ")
         assert (await proxy.sink.wait_for(HttpExchange)).status == 502
+
+
+async def _keep_alive_server(nursery: trio.Nursery, connections: list[int]) -> str:
+    """An h11 server that keeps every connection alive, answering each request with its target."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        connections.append(1)
+        conn = h11.Connection(h11.SERVER)
+        target = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                target = event.target
+            elif isinstance(event, h11.EndOfMessage):
+                body = b"page " + target
+                await stream.send_all(conn.send(h11.Response(
+                    status_code=200, headers=[("Content-Length", str(len(body)))])) or b"")
+                await stream.send_all(conn.send(h11.Data(data=body)) or b"")
+                await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+                conn.start_next_cycle()
+            else:
+                return
+
+    host, port = await start_raw_server(nursery, handler)
+    return f"ws://{host}:{port}"
+
+
+async def test_requests_on_one_connection_are_answered_in_turn_over_one_upstream_connection(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    connections: list[int] = []
+    with trio.fail_after(10):
+        proxy = await start_proxy(await _keep_alive_server(nursery, connections))
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        # Two requests pipelined in one write, then a third after their answers.
+        await stream.send_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = await read_until(stream, b"page /two")
+        assert data.count(b"HTTP/1.1 200 ") == 2 and data.index(b"page /one") < data.index(b"page /two")
+        await stream.send_all(b"GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        rest = await read_to_eof(stream)  # the client said close: the proxy closes after it
+        assert rest.startswith(b"HTTP/1.1 200 ") and rest.endswith(b"page /three")
+        await proxy.sink.wait_for(HttpExchange, lambda e: e.path == "/three")
+        assert [e.path for e in proxy.sink.of(HttpExchange)] == ["/one", "/two", "/three"]
+        assert len(connections) == 1
+
+
+async def test_an_idle_kept_alive_upstream_connection_that_closed_is_replaced(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    connections: list[int] = []
+
+    async def handler(stream: trio.SocketStream) -> None:  # answers one request, then hangs up
+        connections.append(1)
+        conn = h11.Connection(h11.SERVER)
+        while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+        await stream.send_all(conn.send(h11.Response(status_code=204, headers=[])) or b"")
+        await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+        await stream.aclose()
+
+    with trio.fail_after(10):
+        host, port = await start_raw_server(nursery, handler)
+        proxy = await start_proxy(f"ws://{host}:{port}")
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        for _ in range(2):
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await read_until(stream, b"\r\n\r\n")).startswith(b"HTTP/1.1 204 ")
+            await trio.sleep(0.05)  # the upstream's FIN arrives while the connection is idle
+        assert len(connections) == 2
+
+
+async def test_a_websocket_can_follow_plain_requests_on_the_same_connection(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    with trio.fail_after(10):
+        proxy = await start_proxy(await start_ws_server(nursery, echo, compression=None))
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        await stream.send_all(b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = (await read_until(stream, b"\r\n\r\n")).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 426 ")  # websockets' answer to a plain GET
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await read_exactly(stream, length - len(body))
+        await stream.send_all(upgrade_request("/after"))
+        assert (await read_until(stream, b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        opened = await proxy.sink.wait_for(ConnectionOpened)
+        assert opened.path == "/after"
+        assert opened.conn == proxy.sink.of(HttpExchange)[0].conn
+
+
+async def test_garbage_pipelined_after_a_request_gets_its_answer_then_400(
+    nursery: trio.Nursery, start_proxy: StartProxy
+) -> None:
+    with trio.fail_after(10):
+        proxy = await start_proxy(await _keep_alive_server(nursery, []))
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        await stream.send_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01 not http\r\n\r\n")
+        answer = await read_to_eof(stream)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"page /ok" in answer
+        assert b"HTTP/1.1 400 " in answer

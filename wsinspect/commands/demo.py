@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(default: 8000; 0 picks a free one)")
     parser.add_argument("--no-tui", action="store_true",
                         help="log to stdout instead of running the terminal UI")
-    add_proxy_arguments(parser, upstream_required=False)
+    add_proxy_arguments(parser, upstream_required=False, forward=False)
     add_ui_arguments(parser)
 
 

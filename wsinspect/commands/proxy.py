@@ -1,10 +1,12 @@
 """Run the relay headless: every event is one line on stdout.
 
 Point a WebSocket client at the --listen address; wsinspect completes the handshake with the
-upstream first, then relays every frame unchanged and logs it.
+upstream first, then relays every frame unchanged and logs it. With --forward, configure the
+client to use wsinspect as its HTTP proxy instead, and trust its CA ('wsinspect ca').
 
 examples:
   wsinspect proxy --upstream ws://127.0.0.1:9000
+  wsinspect proxy --forward --ignore-hosts '\.apple\.com'   # then: HTTPS_PROXY=http://127.0.0.1:8080
   wsinspect proxy -l 127.0.0.1:8443 -u wss://echo.example.com/base --cert cert.pem --key key.pem
   wsinspect proxy -u ws://127.0.0.1:9000 --log-format json | jq .
 """

@@ -4,13 +4,14 @@ Upstream first (the issue's rule): the client's request is read and validated
 (RFC 6455 §4.2.1), handshake gates run, then the proxy connects upstream and completes its own
 handshake (§4.1) *before* it answers the client, so the client's answer is the upstream's:
 its 101 (with the Accept for the client's key), its refusal as-is, or 502/504 when it could not
-be reached. Every refusal is one ``Refusal`` value that ``_refuse`` publishes as
+be reached. Every refusal is one ``Refusal`` value that ``refuse_request`` publishes as
 ``HandshakeRejected`` and answers the client with.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -18,9 +19,10 @@ import trio
 
 from wsinspect.events import ConnectionOpened, HandshakeRejected, Notice
 from wsinspect.relay.hooks import HandshakeInfo
+from wsinspect.relay.http import KeptAlive, passthrough
 from wsinspect.relay.session import Session
 from wsinspect.relay.transport import raw_socket, receive_some, send_all
-from wsinspect.relay.upstream import UpstreamError, connect, read_answer
+from wsinspect.relay.upstream import Route, UpstreamError, read_answer
 from wsinspect.wire.handshake import (
     ClientHandshake,
     HandshakeError,
@@ -35,7 +37,15 @@ from wsinspect.wire.refusal import Refusal
 if TYPE_CHECKING:
     from wsinspect.relay.server import Relay
 
-__all__ = ["handle_client", "peer_name", "send_refusal"]
+__all__ = [
+    "KEEP_ALIVE_IDLE",
+    "Router",
+    "handle_client",
+    "peer_name",
+    "read_request",
+    "refuse_request",
+    "send_refusal",
+]
 
 READ_SIZE = 16 * 1024
 LINGER = 1.0  # seconds to drain a refused client's input before closing
@@ -75,7 +85,7 @@ async def send_refusal(stream: trio.abc.Stream, hs: ClientHandshake, refusal: Re
             pass
 
 
-async def _refuse(
+async def refuse_request(
     relay: Relay, conn: int, client: str, stream: trio.abc.Stream, hs: ClientHandshake,
     refusal: Refusal, request: UpgradeRequest | None = None, *,
     upstream: trio.abc.Stream | None = None, answer: bool = True,
@@ -101,9 +111,57 @@ async def _refuse(
         await trio.aclose_forcefully(upstream)
 
 
-async def handle_client(relay: Relay, stream: trio.abc.Stream, conn: int) -> None:
-    """Serve one client connection (``stream``) as connection number ``conn``."""
-    opened = await _handshake(relay, stream, conn)
+#: Where a request goes: its ``Route``, or the ``Refusal`` it gets (a forward proxy's answer
+#: to a request that names no host).
+Router = Callable[[UpgradeRequest], "Route | Refusal"]
+#: How long a kept-alive connection may wait, quiet, for its next request.
+KEEP_ALIVE_IDLE = 60.0
+
+
+async def handle_client(
+    relay: Relay, stream: trio.abc.Stream, conn: int, router: Router, *,
+    hs: ClientHandshake | None = None, request: UpgradeRequest | None = None,
+    initial: bytes = b"", client: str | None = None,
+) -> None:
+    """Serve client connection ``conn``: its requests in turn, each sent where ``router``
+    says, until one becomes a relayed WebSocket session or the connection ends. Plain HTTP
+    passes through with keep-alive (``relay.http``). A caller that has already read from the
+    connection passes its ``hs`` and ``request``, or the ``initial`` bytes it read."""
+    client = client or peer_name(stream)
+    hs = hs or ClientHandshake(relay.settings.max_header_size)
+    if request is None and initial:
+        try:
+            request = hs.feed(initial)
+        except HandshakeError as exc:
+            await refuse_request(relay, conn, client, stream, hs, exc.refusal)
+            return
+    pool = KeptAlive()
+    opened: Opened | None = None
+    try:
+        first = True
+        while True:
+            if request is None:
+                request = await read_request(relay, conn, stream, hs, client, first=first)
+                if request is None:
+                    return
+            first = False
+            route = router(request)
+            if isinstance(route, Refusal):
+                await refuse_request(relay, conn, client, stream, hs, route, request)
+                return
+            if not request.is_websocket:
+                if not await passthrough(relay, conn, stream, hs, request, client, route, pool):
+                    return
+                try:  # a pipelined request may be waiting already
+                    request = hs.next_request()
+                except HandshakeError as exc:
+                    await refuse_request(relay, conn, client, stream, hs, exc.refusal)
+                    return
+                continue
+            opened = await _upgrade(relay, conn, stream, hs, request, client, route)
+            break
+    finally:
+        await pool.aclose()
     # Only the session outlives the handshakes: h11 state, headers and the handshake
     # frames are garbage once it runs (memory per idle connection stays small).
     if opened is not None:
@@ -118,46 +176,49 @@ async def handle_client(relay: Relay, stream: trio.abc.Stream, conn: int) -> Non
 Opened = tuple[Session, bytes, bytes]
 
 
-async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened | None:
-    """Both handshakes; the registered ``Session`` and the bytes that came with them, or
-    ``None`` when the connection ended or was answered (refused, HTTP passthrough)."""
+async def read_request(
+    relay: Relay, conn: int, stream: trio.abc.Stream, hs: ClientHandshake, client: str, *,
+    first: bool,
+) -> UpgradeRequest | None:
+    """The next request's head, or ``None`` when the connection ended or was answered (a
+    malformed request, or none within the handshake timeout: 408). A kept-alive connection
+    (not ``first``) that stays quiet for ``KEEP_ALIVE_IDLE`` or closes between requests ends
+    without a word, as HTTP/1.1 allows."""
     settings = relay.settings
-    hub = relay.hub
-    client = peer_name(stream)
-    hs = ClientHandshake(settings.max_header_size)
     request: UpgradeRequest | None = None
-    got_bytes = False
-    with trio.move_on_after(settings.handshake_timeout):
+    got_bytes = hs.received_any
+    timeout = settings.handshake_timeout if first else max(KEEP_ALIVE_IDLE, settings.handshake_timeout)
+    with trio.move_on_after(timeout):
         try:
             while request is None:
                 data = await receive_some(stream, READ_SIZE)
                 if not data and not got_bytes:
-                    return None  # connected and left without a word: nothing to report
+                    return None  # connected (or kept alive) and left without a word
                 got_bytes = True
                 request = hs.feed(data)
         except HandshakeError as exc:
-            await _refuse(relay, conn, client, stream, hs, exc.refusal)
+            await refuse_request(relay, conn, client, stream, hs, exc.refusal)
             return None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if got_bytes or settings.cert:
-                hub.publish(Notice(time.time(), "warning",
-                                   f"client {client} failed before its request: {exc}", conn))
+            if got_bytes or (first and settings.cert):
+                relay.hub.publish(Notice(time.time(), "warning",
+                                         f"client {client} failed before its request: {exc}", conn))
             return None
-    if request is None:
-        reason = f"no complete request within {settings.handshake_timeout:g} s"
-        await _refuse(relay, conn, client, stream, hs, Refusal(408, reason))
-        return None
+    if request is None and (first or got_bytes):
+        reason = f"no complete request within {timeout:g} s"
+        await refuse_request(relay, conn, client, stream, hs, Refusal(408, reason))
+    return request
 
-    if not request.is_websocket:
-        from wsinspect.relay.http import passthrough
 
-        await passthrough(relay, conn, stream, hs, request, client)
-        return None
-
+async def _upgrade(
+    relay: Relay, conn: int, stream: trio.abc.Stream, hs: ClientHandshake,
+    request: UpgradeRequest, client: str, route: Route,
+) -> Opened | None:
+    """Validate a WebSocket request, run the handshake gates, then both handshakes."""
     try:
         request = validate_upgrade(request)
     except HandshakeError as exc:
-        await _refuse(relay, conn, client, stream, hs, exc.refusal, request)
+        await refuse_request(relay, conn, client, stream, hs, exc.refusal, request)
         return None
 
     info = HandshakeInfo(conn, client, request.target, request.headers)
@@ -166,21 +227,23 @@ async def _handshake(relay: Relay, stream: trio.abc.Stream, conn: int) -> Opened
         if refusal is not None:
             # A gate refuses for the proxy; the event names the Origin it judged (the first).
             refusal = replace(refusal, origin=refusal.origin or info.origin, by="proxy")
-            await _refuse(relay, conn, client, stream, hs, refusal, request)
+            await refuse_request(relay, conn, client, stream, hs, refusal, request)
             return None
 
-    return await _open_upstream(relay, conn, stream, hs, request, client)
+    return await _open_upstream(relay, conn, stream, hs, request, client, route)
 
 
 async def _open_upstream(
     relay: Relay, conn: int, stream: trio.abc.Stream, hs: ClientHandshake,
-    request: UpgradeRequest, client: str,
+    request: UpgradeRequest, client: str, route: Route,
 ) -> Opened | None:
     settings = relay.settings
     hub = relay.hub
-    upstream = settings.upstream
-    assert upstream is not None
+    upstream = route.upstream
     path = request.target
+    if settings.forward:  # the proxy's own credentials end here
+        request = replace(request, headers=tuple(
+            (n, v) for n, v in request.headers if n.lower() != "proxy-authorization"))
 
     if upstream.secure and settings.insecure:
         hub.publish(Notice(time.time(), "warning",
@@ -195,7 +258,7 @@ async def _open_upstream(
     up_stream: trio.abc.Stream | None = None
 
     async def refuse(refusal: Refusal, *, answer: bool = True) -> None:
-        await _refuse(relay, conn, client, stream, hs, refusal, request,
+        await refuse_request(relay, conn, client, stream, hs, refusal, request,
                       upstream=up_stream, answer=answer)
 
     with trio.move_on_after(settings.handshake_timeout) as scope:
@@ -204,7 +267,7 @@ async def _open_upstream(
             if connector is not None:  # an in-process upstream (Hooks.connect_upstream)
                 up_stream = await connector(HandshakeInfo(conn, client, path, request.headers))
             else:
-                up_stream = await connect(upstream.host, upstream.port, ssl_context=relay.upstream_ssl)
+                up_stream = await route.connect()
             await send_all(
                 up_stream,
                 up_hs.request_for(
@@ -250,7 +313,7 @@ async def _open_upstream(
         conn=conn,
         ts=time.time(),
         client=client,
-        path=path,
+        path=route.url_for(path, websocket=True),
         upstream=f"{'wss' if upstream.secure else 'ws'}://{upstream.host_header}"
         f"{join_target(upstream.path, path)}",
         request_headers=request.headers,

@@ -21,15 +21,17 @@ from typing import Any
 
 import trio
 
+from wsinspect.ca import CertificateAuthority, default_ca_dir
 from wsinspect.events import Notice
 from wsinspect.hub import Hub
 from wsinspect.relay.control import Commands, add_connection_commands
 from wsinspect.relay.control_socket import open_control_listener, serve_control
+from wsinspect.relay.forward import ForwardPolicy, handle_forward_client
 from wsinspect.relay.hooks import Hooks
 from wsinspect.relay.observers import Tier, choose_tier
-from wsinspect.relay.opening import handle_client
+from wsinspect.relay.opening import Router, handle_client
 from wsinspect.relay.session import Session
-from wsinspect.relay.upstream import client_ssl_context
+from wsinspect.relay.upstream import Route, client_ssl_context
 from wsinspect.settings import ConfigError, ResourceError, Settings
 
 __all__ = ["Relay", "raise_fd_limit", "serve", "server_ssl_context", "tune_gc"]
@@ -138,8 +140,8 @@ class Relay:
     that what attaches to the relay wants run as long as it listens (a script's watcher)."""
 
     def __init__(self, settings: Settings, hub: Hub, hooks: Hooks | None = None) -> None:
-        if settings.upstream is None:
-            raise ConfigError("--upstream is required")
+        if settings.upstream is None and not settings.forward:
+            raise ConfigError("--upstream is required (or --forward)")
         self.settings = settings
         self.hub = hub
         self.hooks = hooks if hooks is not None else Hooks()
@@ -149,11 +151,22 @@ class Relay:
         self.commands = Commands()
         add_connection_commands(self)
         self.tasks: list[Callable[[], Awaitable[None]]] = []
+        secure = settings.forward or (settings.upstream is not None and settings.upstream.secure)
         self.upstream_ssl = (
-            client_ssl_context(settings.upstream_ca, settings.insecure)
-            if settings.upstream.secure
-            else None
+            client_ssl_context(settings.upstream_ca, settings.insecure) if secure else None
         )
+        # Reverse mode: every request goes to --upstream. Forward mode: where each asks
+        # (relay.forward), with TLS in tunnels intercepted by wsinspect's CA.
+        self.forward: ForwardPolicy | None = None
+        self.ca: CertificateAuthority | None = None
+        if settings.forward:
+            self.forward = ForwardPolicy(settings)
+            self.ca = CertificateAuthority.load_or_create(default_ca_dir(settings.ca_dir))
+            self._router: Router | None = None
+        else:
+            assert settings.upstream is not None
+            route = Route(settings.upstream, self.upstream_ssl)
+            self._router = lambda request: route
 
     @property
     def tier(self) -> Tier:
@@ -174,7 +187,10 @@ class Relay:
     async def handle(self, stream: trio.abc.Stream) -> None:
         conn = self.next_conn_id()
         try:
-            await handle_client(self, stream, conn)
+            if self._router is None:
+                await handle_forward_client(self, stream, conn)
+            else:
+                await handle_client(self, stream, conn, self._router)
         except Exception as exc:  # one connection's failure never reaches the listener
             self.hub.publish(Notice(time.time(), "error", f"connection failed: {exc!r}", conn))
         finally:
@@ -213,14 +229,22 @@ async def serve(
         scheme = "wss"
     host, port = relay.address
     shown = f"[{host}]" if ":" in host else host
-    assert settings.upstream is not None
     now = time.time()
-    hub.publish(Notice(now, "info", f"listening on {scheme}://{shown}:{port}, relaying to {settings.upstream.url}"))
+    if settings.upstream is not None:
+        target = settings.upstream.url
+        hub.publish(Notice(now, "info", f"listening on {scheme}://{shown}:{port}, relaying to {target}"))
+    else:
+        target = "any host"
+        assert relay.ca is not None
+        hub.publish(Notice(now, "info",
+                           f"forward proxy on http://{shown}:{port}: point clients at it "
+                           f"(HTTPS_PROXY=http://{shown}:{port}); TLS is intercepted with the CA "
+                           f"{relay.ca.cert_path} (`wsinspect ca` says how to trust it)"))
     if not settings.listen_is_loopback:
         hub.publish(Notice(now, "warning",
                            f"listening on {host}, not loopback: anyone who can reach this "
-                           f"address can reach {settings.upstream.url} through it"))
-    if settings.upstream.secure and settings.insecure:
+                           f"address can reach {target} through it"))
+    if relay.upstream_ssl is not None and settings.insecure:
         hub.publish(Notice(now, "warning", "--insecure: upstream TLS certificates are not verified"))
     control = None
     if settings.control:

@@ -26,6 +26,7 @@ __all__ = [
     "CAN_SPLICE",
     "RAW_IO",
     "Pipe",
+    "PrefixedStream",
     "close_streams",
     "is_reset",
     "open_pipe",
@@ -55,13 +56,43 @@ def raw_fd(stream: trio.abc.Stream) -> int:
 
 
 def raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
-    """The OS socket under a ``SocketStream`` or an ``SSLStream`` over one (for SO_LINGER)."""
-    while isinstance(stream, trio.SSLStream):
+    """The OS socket under a ``SocketStream``, or under the ``SSLStream``s and
+    ``PrefixedStream``s over one (for SO_LINGER and the peer's address)."""
+    while isinstance(stream, trio.SSLStream | PrefixedStream):
         stream = stream.transport_stream
     if isinstance(stream, trio.SocketStream):
         sock = stream.socket
         return sock  # type: ignore[return-value]
     return None
+
+
+class PrefixedStream(trio.abc.HalfCloseableStream):
+    """``transport_stream`` with ``prefix`` read first: the bytes a forward proxy read of a
+    tunnel to decide what it carries (a TLS ClientHello), given back to the TLS layer."""
+
+    def __init__(self, transport_stream: trio.SocketStream, prefix: bytes) -> None:
+        self.transport_stream = transport_stream
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            await trio.lowlevel.checkpoint()
+            n = len(self._prefix) if max_bytes is None else max_bytes
+            chunk, self._prefix = self._prefix[:n], self._prefix[n:]
+            return chunk
+        return bytes(await self.transport_stream.receive_some(max_bytes))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.transport_stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.transport_stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self.transport_stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self.transport_stream.aclose()
 
 
 def is_reset(exc: BaseException) -> bool:

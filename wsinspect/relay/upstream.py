@@ -20,16 +20,20 @@ from urllib.parse import urlsplit
 import trio
 
 from wsinspect.relay.transport import open_tcp, receive_some
+from wsinspect.settings import Upstream
 from wsinspect.wire.handshake import HandshakeError, UpstreamAccepted, UpstreamHandshake
 from wsinspect.wire.refusal import Refusal
 
 __all__ = [
+    "Route",
     "UpstreamError",
     "WebSocketConnection",
     "client_ssl_context",
     "connect",
+    "connect_tcp",
     "open_websocket",
     "read_answer",
+    "start_tls",
 ]
 
 RECEIVE_SIZE = 64 * 1024
@@ -102,12 +106,26 @@ async def connect(
     Raises ``UpstreamError(502)`` on refusal, unreachable or unknown hosts and TLS failures;
     callers bound the time (``UpstreamError(504)`` is theirs to raise on timeout).
     """
-    try:
-        tcp = await open_tcp(host, port)
-    except OSError as exc:  # includes gaierror and the OSError trio raises for all attempts
-        raise UpstreamError(502, f"cannot connect to {host}:{port}: {_describe(exc)}") from exc
+    tcp = await connect_tcp(host, port)
     if ssl_context is None:
         return tcp
+    return await start_tls(tcp, host, port, ssl_context, server_hostname)
+
+
+async def connect_tcp(host: str, port: int) -> trio.SocketStream:
+    """TCP to ``host:port``; ``UpstreamError(502)`` with the reason when it cannot be had."""
+    try:
+        return await open_tcp(host, port)
+    except OSError as exc:  # includes gaierror and the OSError trio raises for all attempts
+        raise UpstreamError(502, f"cannot connect to {host}:{port}: {_describe(exc)}") from exc
+
+
+async def start_tls(
+    tcp: trio.abc.Stream, host: str, port: int, ssl_context: ssl.SSLContext,
+    server_hostname: str | None = None,
+) -> trio.SSLStream[trio.abc.Stream]:
+    """TLS over ``tcp`` (SNI and verified name ``server_hostname``, default ``host``), its
+    handshake done; ``UpstreamError(502)`` saying why it failed (``tcp`` is then closed)."""
     stream = trio.SSLStream(
         tcp, ssl_context, server_hostname=server_hostname or host, https_compatible=True
     )
@@ -117,6 +135,52 @@ async def connect(
         await trio.aclose_forcefully(tcp)
         raise UpstreamError(502, f"TLS with {host}:{port} failed: {_describe(exc)}") from exc
     return stream
+
+
+@dataclass(slots=True)
+class Route:
+    """Where one client connection's requests go: ``upstream`` (reverse mode: ``--upstream``;
+    forward mode: the host a request or a CONNECT names), the TLS context when it is secure,
+    the name TLS asks for and verifies (``server_name``: the client's SNI in a tunnel), and
+    ``tcp``, a connection a CONNECT already opened to it, which the first ``connect`` uses."""
+
+    upstream: Upstream
+    ssl_context: ssl.SSLContext | None
+    server_name: str | None = None
+    tcp: trio.abc.Stream | None = None
+    forward: bool = False  # a forward proxy's route: events name the host of every request
+
+    def url_for(self, target: str, *, websocket: bool = False) -> str:
+        """How a request for ``target`` is shown (events, log, TUI): as it came in reverse mode
+        (the upstream is always the same), as the whole URL the client asked for in forward
+        mode (``wss://host/path`` for a WebSocket)."""
+        if not self.forward or "://" in target:
+            return target
+        scheme = ("wss" if websocket else "https") if self.upstream.secure else (
+            "ws" if websocket else "http")
+        return f"{scheme}://{self.upstream.host_header}{target}"
+
+    @property
+    def key(self) -> tuple[str, int, bool]:
+        """What makes two routes reach the same server (for reusing a kept-alive connection)."""
+        return (self.upstream.host, self.upstream.port, self.upstream.secure)
+
+    async def connect(self) -> trio.abc.Stream:
+        """A connection to the upstream, TLS done when it is secure (``UpstreamError(502)``)."""
+        up = self.upstream
+        tcp, self.tcp = self.tcp, None
+        if tcp is None:
+            tcp = await connect_tcp(up.host, up.port)
+        if not up.secure:
+            return tcp
+        assert self.ssl_context is not None
+        return await start_tls(tcp, up.host, up.port, self.ssl_context, self.server_name)
+
+    async def aclose(self) -> None:
+        """Close a CONNECT's connection that no request used."""
+        if self.tcp is not None:
+            await trio.aclose_forcefully(self.tcp)
+            self.tcp = None
 
 
 async def read_answer(

@@ -70,7 +70,8 @@ def build_live_app(
         bridge=bridge,
         recording=settings.record,
         listen=f"{settings.listen_host}:{settings.listen_port}",
-        upstream=settings.upstream.url if settings.upstream else None,
+        upstream=settings.upstream.url if settings.upstream else (
+            "any host (forward proxy)" if settings.forward else None),
     )
     app.ui.banner = banner
     if recorder is not None:

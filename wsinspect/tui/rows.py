@@ -190,8 +190,10 @@ def conn_cells(info: ConnInfo, now: float) -> list[tuple[str, str]]:
     else:
         close = ""
     ext = (info.extensions or "").split(";")[0]
+    # In forward mode the path is the whole URL the client asked for: show its host first.
+    path = info.path.split("://", 1)[-1]
     text = (
-        f"#{info.conn:<4} {_cut(info.client, 21):<21} {_cut(info.path, 16):<16} "
+        f"#{info.conn:<4} {_cut(info.client, 21):<21} {_cut(path, 16):<16} "
         f"{_cut(info.subprotocol or '', 9):<9} {_cut(ext, 8):<8} "
     )
     rest = f" {age:<8} {msgs:<11} {_cut(close, 9):<9} {nbytes}"

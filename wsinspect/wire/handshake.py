@@ -181,6 +181,23 @@ class ClientHandshake:
     def feed(self, data: bytes) -> UpgradeRequest | None:
         """Take bytes from the client (``b""`` at EOF); the request once its head is complete."""
         self.conn.receive_data(data)
+        return self._next_request()
+
+    @property
+    def can_keep_alive(self) -> bool:
+        """Whether the exchange just answered leaves the connection open for another request
+        (both sides done, neither said ``Connection: close``, HTTP/1.1)."""
+        return self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
+
+    def next_request(self) -> UpgradeRequest | None:
+        """Start reading the next request on a kept-alive connection (``can_keep_alive``):
+        the request if bytes already received hold its whole head (pipelining), else ``None``
+        until ``feed`` gives more."""
+        self.conn.start_next_cycle()
+        self.request = None
+        return self._next_request()
+
+    def _next_request(self) -> UpgradeRequest | None:
         try:
             event = self.conn.next_event()
         except h11.RemoteProtocolError as exc:
