@@ -15,8 +15,8 @@
        frame of a busy connection: a complete, unfragmented text or binary frame with no RSV
        bits, the right mask bit for its direction (§5.1), a minimal length (§5.2), at most
        ``limit`` bytes, and for text valid UTF-8 (§8.1). From ``pos`` on, each such frame becomes
-       its "frame" and "message" recording lines (format v1, byte for byte what
-       ``dumps(to_dict(event))`` writes for it); the scan stops at the first frame that is
+       its recording line, its one-frame message on it (format v2, byte for byte what
+       ``dumps(format_v2.line_dict(frame, message))`` writes for them); the scan stops at the first frame that is
        anything else or not complete in ``data``, and returns where it stopped, the last
        sequence and message numbers used and the lines (None when there were none). Whatever
        follows goes through the Python inspector, which reports violations, fragments, control
@@ -296,8 +296,8 @@ static PyObject *b64encode(PyObject *self, PyObject *arg) {
     return result;
 }
 
-/* Bytes two lines of one frame can take besides the payload (and the timestamp, twice). */
-#define LINES_FIXED 640
+/* Bytes the line of one frame can take besides the payload and the timestamp. */
+#define LINES_FIXED 320
 
 static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     State *state = get_state(self);
@@ -368,7 +368,7 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         int text = b0 == 0x81;
         if (text && !utf8_valid(payload, n)) break;
         Py_ssize_t value_max = text ? 6 * n + 2 : 4 * ((n + 2) / 3) + 2;
-        if (buf_reserve(out, out->len + LINES_FIXED + 2 * (ts_len + dir_len + value_max)) < 0) {
+        if (buf_reserve(out, out->len + LINES_FIXED + ts_len + dir_len + value_max) < 0) {
             failed = 1;
             break;
         }
@@ -383,42 +383,18 @@ static PyObject *scan_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         o = put_mem(o, dir, dir_len);
         o = PUT(o, "\",\"ts\":");
         o = put_mem(o, ts_text, ts_len);
-        o = PUT(o, ",\"fin\":true,\"rsv1\":false,\"rsv2\":false,\"rsv3\":false,\"opcode\":");
-        *o++ = text ? '1' : '2';
-        if (client) {
-            o = PUT(o, ",\"masked\":true,\"mask\":\"");
-            o = put_hex(o, h + hlen - 4, 4);
-            o = PUT(o, "\",\"len\":");
-        } else {
-            o = PUT(o, ",\"masked\":false,\"mask\":null,\"len\":");
-        }
-        o = put_i64(o, n);
-        o = PUT(o, ",\"header\":\"");
+        o = PUT(o, ",\"hdr\":\"");
         o = put_hex(o, h, hlen);
-        o = PUT(o, "\",\"payload\":");
-        char *value = o;
-        o = text ? put_text(o, payload, n)
-                 : put_base64(o, payload, n, (const char (*)[2])state->b64_pairs);
-        Py_ssize_t value_len = o - value;
-        o = text ? PUT(o, ",\"encoding\":\"text\"") : PUT(o, ",\"encoding\":\"base64\"");
-        o = PUT(o, ",\"truncated\":false,\"message\":");
+        if (text) {
+            o = PUT(o, "\",\"text\":");
+            o = put_text(o, payload, n);
+        } else {
+            o = PUT(o, "\",\"b64\":");
+            o = put_base64(o, payload, n, (const char (*)[2])state->b64_pairs);
+        }
+        o = PUT(o, ",\"msg\":");
         o = put_i64(o, message_no);
-        o = PUT(o, ",\"fragment\":0,\"violations\":[]}\n{\"type\":\"message\",\"conn\":");
-        o = put_i64(o, conn);
-        o = PUT(o, ",\"dir\":\"");
-        o = put_mem(o, dir, dir_len);
-        o = PUT(o, "\",\"ts\":");
-        o = put_mem(o, ts_text, ts_len);
-        o = PUT(o, ",\"message\":");
-        o = put_i64(o, message_no);
-        o = PUT(o, ",\"opcode\":");
-        *o++ = text ? '1' : '2';
-        o = PUT(o, ",\"len\":");
-        o = put_i64(o, n);
-        o = PUT(o, ",\"payload\":");
-        o = put_mem(o, value, value_len); /* the frame's own value: one frame, one message */
-        o = text ? PUT(o, ",\"encoding\":\"text\"") : PUT(o, ",\"encoding\":\"base64\"");
-        o = PUT(o, ",\"frames\":1,\"truncated\":false}\n");
+        o = PUT(o, ",\"end\":{}}\n");
         out->len = o - out->p;
         pos += hlen + n;
     }

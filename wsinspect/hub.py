@@ -22,7 +22,8 @@ class Sink(Protocol):
 class LineSink(Sink, Protocol):
     def publish_lines(self, lines: bytes, count: int) -> None:
         """Take ``count`` frame and message events already serialised as recording lines
-        (format v1, each ending in a newline), in their place among the events; O(1)."""
+        (format v2: one line per frame, its message on it; each ending in a newline), in their
+        place among the events; O(1)."""
 
 
 class Hub:

@@ -72,8 +72,8 @@ def scan_lines_py(data: bytes, pos: int, client: bool, limit: int, conn: int, di
     """The recording lines of the common frames of ``data`` from ``pos`` on (see the header of
     ``_speedups.c``): each complete, unfragmented text or binary frame with no RSV bits, the
     mask bit of its direction (§5.1), a minimal length (§5.2), at most ``limit`` bytes of
-    payload and, for text, valid UTF-8 (§8.1) becomes its "frame" and "message" lines (format
-    v1). The scan stops at the first frame that is anything else or not complete; returns where
+    payload and, for text, valid UTF-8 (§8.1) becomes its frame line, its one-frame message
+    on it (format v2, ``recording.format_v2``). The scan stops at the first frame that is anything else or not complete; returns where
     it stopped, the last sequence and message numbers used and the lines (``None``: none).
 
     The reference for the C version (``tests/test_speedups.py``); the relay uses the C one
@@ -118,32 +118,19 @@ def scan_lines_py(data: bytes, pos: int, client: bool, limit: int, conn: int, di
         header = data[pos : pos + hlen]
         payload = data[pos + hlen : pos + hlen + length]
         if client:
-            key = header[-4:]
-            payload = unmask_py(payload, key)
-            mask = f',"masked":true,"mask":"{key.hex()}","len":'
-        else:
-            mask = ',"masked":false,"mask":null,"len":'
-        text = b0 == 0x81
-        if text:
+            payload = unmask_py(payload, header[-4:])
+        if b0 == 0x81:
             try:
-                value = _json_str(payload.decode("utf-8"))
+                value = '"text":' + _json_str(payload.decode("utf-8"))
             except UnicodeDecodeError:
                 break
-            encoding = ',"encoding":"text"'
         else:
-            value = '"' + b2a_base64(payload, newline=False).decode("ascii") + '"'
-            encoding = ',"encoding":"base64"'
+            value = '"b64":"' + b2a_base64(payload, newline=False).decode("ascii") + '"'
         seq += 1
         message_no += 1
-        opcode = b0 & 15
         out.append(
-            f"{head_open}{seq}{dir_ts},"
-            f'"fin":true,"rsv1":false,"rsv2":false,"rsv3":false,"opcode":{opcode}'
-            f'{mask}{length},"header":"{header.hex()}","payload":{value}{encoding},'
-            f'"truncated":false,"message":{message_no},"fragment":0,"violations":[]}}\n'
-            f'{{"type":"message","conn":{conn:d}{dir_ts},"message":{message_no},'
-            f'"opcode":{opcode},"len":{length},"payload":{value}{encoding},'
-            '"frames":1,"truncated":false}\n'
+            f'{head_open}{seq}{dir_ts},"hdr":"{header.hex()}",{value},"msg":{message_no},'
+            '"end":{}}\n'
         )
         pos += hlen + length
     lines = "".join(out).encode("utf-8") if out else None

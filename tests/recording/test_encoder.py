@@ -33,12 +33,15 @@ from wsinspect.recording import encoder
 from wsinspect.recording.encoder import (
     BIG,
     FAST_LINE_FIELDS,
+    encode_lines_v2,
     frame_line,
+    frame_line_v2,
     json_line,
     line_text,
     message_line,
 )
 from wsinspect.recording.format import dumps, event_from_dict, to_dict
+from wsinspect.recording.format_v2 import events_from_dict, line_dict, merges, to_line_dict
 from wsinspect.recording.reader import read_events
 from wsinspect.recording.writer import Recorder
 from wsinspect.wire.checks import Violation
@@ -46,6 +49,7 @@ from wsinspect.wire.frames import Frame, encode_frame
 from wsinspect.wire.messages import Message
 
 GOLDEN = Path(__file__).with_name("golden_v1.jsonl")
+GOLDEN_V2 = Path(__file__).with_name("golden_v2.jsonl")
 REQUIRED = bool(os.environ.get("WSINSPECT_REQUIRE_SPEEDUPS"))
 
 
@@ -258,7 +262,64 @@ def test_scan_lines_writes_the_encoders_lines(which: str, direction: str) -> Non
     assert pos == len(wire) and seq == message_no == len(payloads)
     events = frames_for(direction, wire, conn=9, ts=T0, step=0)
     assert lines is not None
-    assert lines.decode("utf-8") == "".join(json_line(e) + "\n" for e in events)
+    expected = [dumps(line_dict(f, m)) + "\n" for f, m in zip(events[::2], events[1::2], strict=True)
+                if isinstance(f, FrameSeen) and isinstance(m, MessageSeen) and merges(f, m)]
+    assert len(expected) == len(payloads)
+    assert lines.decode("utf-8") == "".join(expected)
+
+
+# ---- format v2 -----------------------------------------------------------------------------
+
+
+def v2_lines(events: list[Event]) -> list[tuple[Event, MessageSeen | None]]:
+    """``events`` as the v2 writer groups them: a frame and the message it completes."""
+    out: list[tuple[Event, MessageSeen | None]] = []
+    i = 0
+    while i < len(events):
+        e = events[i]
+        m = events[i + 1] if i + 1 < len(events) else None
+        if isinstance(e, FrameSeen) and m is not None and merges(e, m):
+            out.append((e, m))  # type: ignore[arg-type]
+            i += 2
+        else:
+            out.append((e, None))
+            i += 1
+    return out
+
+
+def test_v2_fast_frame_lines_are_the_same_text_as_the_general_path(helpers: str) -> None:
+    fast = merged = pieces = 0
+    for e, m in v2_lines(broad_events()):
+        if e.__class__ is not FrameSeen:
+            continue
+        line = frame_line_v2(e, m)  # type: ignore[arg-type]
+        if line is None:
+            continue
+        assert line_text(line) == dumps(line_dict(e, m)), e  # type: ignore[arg-type]
+        fast += 1
+        merged += m is not None
+        pieces += not isinstance(line, str)
+    assert fast >= 60 and merged >= 30 and pieces >= 5
+
+
+def test_v2_lines_read_back_as_the_same_events(helpers: str) -> None:
+    events = broad_events()
+    back: list[Event] = []
+    for e, m in v2_lines(events):
+        d = line_dict(e, m) if isinstance(e, FrameSeen) else to_line_dict(e)  # type: ignore[arg-type]
+        back += events_from_dict(json.loads(dumps(d)))
+    assert [to_dict(e) for e in back] == [to_dict(e) for e in events]
+
+
+def test_v2_stores_a_one_frame_message_once(helpers: str) -> None:
+    payload = os.urandom(3 * BIG)
+    events = frames_for("s2c", encode_frame(2, payload), conn=1)
+    chunks, pos, count = encode_lines_v2(lambda e, m: pytest.fail("general path"),
+                                         list(events), 0, len(events))
+    text = b"".join(chunks)
+    assert pos == count == 2 and text.count(b"\n") == 1
+    assert len(text) < 4 / 3 * len(payload) + 200
+    assert [to_dict(e) for e in events_from_dict(json.loads(text))] == [to_dict(e) for e in events]
 
 
 # ---- the golden recording ------------------------------------------------------------------
@@ -316,10 +377,10 @@ def without_header(text: str) -> str:
     return text.split("\n", 1)[1]
 
 
-def recorded_lines(tmp_path: Path, events: list[Event], redact: bool) -> str:
+def recorded_lines(tmp_path: Path, events: list[Event], redact: bool, version: int = 1) -> str:
     """The event lines the recorder writes for ``events`` (the header varies: time, version)."""
     path = tmp_path / "golden.jsonl"
-    rec = Recorder.create(str(path), redact=redact)
+    rec = Recorder.create(str(path), redact=redact, version=version)
     for event in events:
         rec.publish(event)
     rec.close()
@@ -350,4 +411,22 @@ def test_the_golden_recording_reads_back_as_its_events(tmp_path: Path) -> None:
     assert [json_line(e) for e in events] == golden.splitlines()
 
 
+def test_the_golden_v2_recording_is_written_byte_for_byte(tmp_path: Path, helpers: str) -> None:
+    # As the v1 golden test, for format v2 (docs/recording-format-v2.md).
+    text = recorded_lines(tmp_path, golden_events(), redact=True, version=2)
+    if os.environ.get("WSINSPECT_REGENERATE_GOLDEN"):
+        header = GOLDEN.read_text("utf-8").split("\n", 1)[0].replace('"version":1', '"version":2')
+        GOLDEN_V2.write_text(header + "\n" + text, "utf-8")
+    golden = GOLDEN_V2.read_text("utf-8")
+    assert text == without_header(golden)
+    assert hashlib.sha256(golden.encode()).hexdigest() == GOLDEN_V2_SHA256
+
+
+def test_the_golden_v1_and_v2_recordings_read_back_as_the_same_events() -> None:
+    v1 = [to_dict(e) for e in read_events(str(GOLDEN), warn=pytest.fail)]
+    v2 = [to_dict(e) for e in read_events(str(GOLDEN_V2), warn=pytest.fail)]
+    assert v1 == v2 and len(v1) > 20
+
+
 GOLDEN_SHA256 = "80de9852bfdcafe7ceb7e25e978ded2781379d40ae097a7f36db41f677d5432d"
+GOLDEN_V2_SHA256 = "82dfabe45911e714ad59826734cab7b75b37c728baec8017dbab8b39db209e55"

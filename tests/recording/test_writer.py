@@ -49,7 +49,7 @@ async def test_header_line_comes_first(tmp_path: Path) -> None:
     header = lines(path)[0]
     assert header["type"] == "header"
     assert header["format"] == "wsinspect-recording"
-    assert header["version"] == 1
+    assert header["version"] == 2
     assert header["wsinspect"]
     assert header["started"].endswith("+00:00")
 
@@ -58,13 +58,23 @@ async def test_text_stored_as_text_and_binary_as_base64(tmp_path: Path) -> None:
     path = tmp_path / "rec.jsonl"
     record(path, session())
     frames = [d for d in lines(path) if d["type"] == "frame"]
-    text = next(d for d in frames if d["opcode"] == 1 and d["dir"] == "c2s")
-    assert (text["payload"], text["encoding"]) == ("héllo", "text")
-    binary = next(d for d in frames if d["opcode"] == 2 and d["dir"] == "s2c")
-    assert (binary["payload"], binary["encoding"]) == ("//4A", "base64")
-    close = next(d for d in frames if d["opcode"] == 8 and d["dir"] == "c2s")
-    assert (close["close_code"], close["close_reason"]) == (1000, "bye")
-    assert len(close["mask"]) == 8
+    # v2: the opcode is the header's first byte's low nibble; the key says the encoding.
+    text = next(d for d in frames if int(d["hdr"][1], 16) == 1 and d["dir"] == "c2s")
+    assert text["text"] == "héllo" and "b64" not in text
+    binary = next(d for d in frames if int(d["hdr"][1], 16) == 2 and d["dir"] == "s2c")
+    assert binary["b64"] == "//4A" and "text" not in binary
+    close = next(d for d in frames if int(d["hdr"][1], 16) == 8 and d["dir"] == "c2s")
+    assert close["b64"] == "A+hieWU="  # 1000, "bye": read back as close_code/close_reason
+    assert close["hdr"][2] in "89abcdef" and len(close["hdr"]) == 12  # masked, its key in it
+
+
+async def test_a_one_frame_message_is_its_frame_line(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl"
+    record(path, session())
+    rows = lines(path)
+    assert not any(d["type"] == "message" for d in rows)
+    ends = [d for d in rows if "end" in d]
+    assert sum(d["end"] == {} for d in ends) >= 2  # one-frame messages: nothing to add
 
 
 async def test_credentials_are_redacted_by_default(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from websockets.trio.client import connect
 from wsinspect.ca import CertificateAuthority
 from wsinspect.compose import serve_proxy
 from wsinspect.events import (
+    ConnectionClosed,
     ConnectionOpened,
     FrameSeen,
     HandshakeRejected,
@@ -474,3 +475,40 @@ async def test_hostile_bytes_never_break_the_proxy_or_another_connection(
             assert await ws.recv() == "still fine"
         failures = [n.text for n in proxy.sink.of(Notice) if "connection failed" in n.text]
         assert failures == []
+
+
+async def test_faults_act_on_websockets_in_a_tunnel_as_in_reverse_mode(
+    nursery: trio.Nursery, start_forward: StartForward
+) -> None:
+    from wsinspect.faults.spec import parse_fault
+
+    with trio.fail_after(10):
+        port = await _ws_host(nursery)
+        proxy = await start_forward(faults=(parse_fault("drop:dir=c2s,match=^secret"),))
+        async with connect(f"ws://127.0.0.1:{port}/", proxy=f"http://127.0.0.1:{proxy.port}") as ws:
+            await ws.send("secret one")
+            await ws.send("public")
+            assert await ws.recv() == "public"  # the dropped message never reached the host
+
+
+async def test_the_frames_seen_are_the_same_as_in_reverse_mode(
+    nursery: trio.Nursery, start_forward: StartForward, start_proxy: Any
+) -> None:
+    def shape(sink: Collector) -> list[tuple[object, ...]]:
+        return [(f.direction, f.frame.opcode, f.frame.fin, f.frame.rsv1, f.frame.length,
+                 f.frame.masked, f.frame.payload, f.frame.violations) for f in sink.of(FrameSeen)]
+
+    with trio.fail_after(10):
+        port = await _ws_host(nursery)
+        forward = await start_forward()
+        reverse = await start_proxy(f"ws://127.0.0.1:{port}")
+        for url, proxy_url in ((f"ws://127.0.0.1:{port}/same", f"http://127.0.0.1:{forward.port}"),
+                               (reverse.url("/same"), None)):
+            async with connect(url, proxy=proxy_url, compression=None) as ws:
+                for message in ("one", b"\x00two", "three " * 100):
+                    await ws.send(message)
+                    assert await ws.recv() == message
+        for proxy in (forward, reverse):
+            await proxy.sink.wait_for(ConnectionClosed)
+        assert shape(forward.sink) == shape(reverse.sink)
+        assert len(shape(forward.sink)) == 8  # three messages and a close each way

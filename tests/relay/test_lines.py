@@ -4,6 +4,7 @@ the same bytes, however they are chunked, and what it does not take goes through
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -32,6 +33,8 @@ if not LINES_AVAILABLE:
 
 from wsinspect.recording.format import dumps as _dumps
 from wsinspect.recording.format import to_dict
+from wsinspect.recording.format_v2 import line_dict
+from wsinspect.recording.reader import read_events
 from wsinspect.speedups import unmask_py
 
 TS = 1795298313.2083018
@@ -52,7 +55,9 @@ class LineList:
         text = lines.decode("utf-8")
         assert text.endswith("\n")
         self.lines.extend(text[:-1].split("\n"))
-        assert text.count("\n") == count
+        # ``count`` is the events the lines carry (format v2: a frame, and its message's
+        # fields on the same line when it ends one).
+        assert text.count("\n") + text.count(',"end":{') == count
 
 
 def event_lines(direction: str, frames: list, seq: int) -> tuple[list[str], int]:
@@ -60,9 +65,10 @@ def event_lines(direction: str, frames: list, seq: int) -> tuple[list[str], int]
     out = []
     for f in frames:
         seq += 1
-        out.append(_dumps(to_dict(FrameSeen(7, seq, direction, TS, f))))
+        message = None
         if f.opcode < 8 and f.message is not None:
-            out.append(_dumps(to_dict(MessageSeen(7, direction, TS, f.message, f.message_no))))
+            message = MessageSeen(7, direction, TS, f.message, f.message_no)
+        out.append(_dumps(line_dict(FrameSeen(7, seq, direction, TS, f), message)))
     return out, seq
 
 
@@ -113,7 +119,7 @@ def test_common_frames_give_the_python_paths_lines_in_one_chunk(direction: str) 
     lines, sink = tier_lines(direction, [data])
     assert sink.calls == 1  # every frame went through C
     assert lines == python_lines(direction, [data])
-    assert len(lines) == 26
+    assert len(lines) == 13  # one line per frame, its message on it (format v2)
 
 
 @pytest.mark.parametrize("direction", ["c2s", "s2c"])
@@ -181,7 +187,8 @@ def test_payloads_over_the_limit_go_to_the_inspector_and_are_cut_there() -> None
     data = encode_frame(2, b"a" * 100) + encode_frame(1, b"b" * 10)
     lines, sink = tier_lines("s2c", [data], limit=50, capture_limit=50)
     assert lines == python_lines("s2c", [data], capture_limit=50)
-    assert json.loads(lines[0])["truncated"] is True
+    first = json.loads(lines[0])  # v2: truncated is told by the payload kept, shorter than hdr says
+    assert base64.b64decode(first["b64"]) == b"a" * 50 and first["hdr"] == "8264"
     assert sink.calls == 0  # the long frame stopped the pass; the rest followed it
 
 
@@ -203,7 +210,7 @@ def test_nothing_after_a_close_frame_goes_through_c() -> None:
     data = encode_frame(8, b"\x03\xe8") + encode_frame(1, b"late")
     lines, sink = tier_lines("s2c", [data[:4], data[4:]])
     assert sink.calls == 0
-    assert json.loads(lines[-2])["violations"]  # data after close, as the inspector says
+    assert json.loads(lines[-1])["violations"]  # data after close, as the inspector says
 
 
 @pytest.mark.parametrize(
@@ -218,7 +225,7 @@ def test_invalid_utf8_text_is_left_to_the_inspector(direction: str, payload: byt
     data = encode_frame(1, b"fine", mask_key=key) + encode_frame(1, payload, mask_key=key)
     lines, sink = tier_lines(direction, [data])
     assert lines == python_lines(direction, [data])
-    assert json.loads(lines[2])["violations"][0]["rule"] == "invalid-utf8"
+    assert json.loads(lines[1])["violations"][0]["rule"] == "invalid-utf8"
     assert sink.calls == 1  # "fine" went through C, the invalid frame did not
 
 
@@ -233,17 +240,32 @@ class CountingRecorder(Recorder):
 
 
 def _comparable(path: Path) -> list[dict]:
-    """A recording's frame and message lines, without what differs between two runs of the
-    same traffic: times, connection numbers and the client's random mask keys."""
+    """A recording's frames and messages as read back (the dict form of each event), without
+    what differs between two runs of the same traffic: times, connection numbers and the
+    client's random mask keys."""
     out = []
-    for line in path.read_text().splitlines():
-        d = json.loads(line)
-        if d["type"] not in ("frame", "message"):
+    for event in read_events(str(path)):
+        if not isinstance(event, FrameSeen | MessageSeen):
             continue
+        d = to_dict(event)
         d.pop("ts"), d.pop("conn")
         if d.get("mask"):
             d["mask"] = "?"
             d["header"] = d["header"][:-8]
+        out.append(d)
+    return out
+
+
+def _raw_lines(path: Path) -> list[dict]:
+    """The frame lines as written (format v2), less times, connection numbers and masks."""
+    out = []
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        if d["type"] != "frame":
+            continue
+        d.pop("ts"), d.pop("conn")
+        if int(d["hdr"][2:4], 16) & 0x80:  # masked: the key is the header's last 4 bytes
+            d["hdr"] = d["hdr"][:-8]
         out.append(d)
     return out
 
@@ -290,6 +312,7 @@ async def test_a_proxied_session_records_the_same_in_the_recording_and_full_tier
         full = await session("full")
         assert CountingRecorder.blocks == 0
     assert _comparable(recording) == _comparable(full)
+    assert _raw_lines(recording) == _raw_lines(full)  # the C lines are the Python lines
     # Frames: c2s 3 texts, big, 3 fragments + an empty final one, ping, text, close; s2c the
     # 6 echoes, pong, close. Messages: 6 each way.
     assert len(_comparable(recording)) == (11 + 8) + (6 + 6)

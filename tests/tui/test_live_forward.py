@@ -48,3 +48,4 @@ async def test_forward_mode_connections_show_their_host_and_frames(tmp_path: Pat
             await pilot.press("q")
             await pilot.pause()
         assert bridge.error is None
+

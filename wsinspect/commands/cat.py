@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from wsinspect.events import Event, FaultInjected, FrameSeen, MessageSeen
     from wsinspect.recording.encoder import json_line
-    from wsinspect.recording.reader import RecordingError, read_recording
+    from wsinspect.recording.reader import QuickFrame, RecordingError, iter_quick, read_recording
     from wsinspect.render import render_event
     from wsinspect.wire.frames import opcode_from_name
 
@@ -91,17 +91,37 @@ def run(args: argparse.Namespace) -> int:
         return payload is not None and bool(pattern.search(payload.decode("utf-8", "replace")))
 
     out = sys.stdout
+
+    def write_event(event: Event) -> None:
+        if not wanted(event):
+            return
+        if args.log_format == "json":
+            line = json_line(event)  # the live log's JSON line
+        else:
+            line = render_event(event, width=args.width)
+        if pattern is not None and not matches(event, line):
+            return
+        out.write(line + "\n")
+
     try:
-        for event in recording.events:
-            if not wanted(event):
-                continue
-            if args.log_format == "json":
-                line = json_line(event)  # the live log's JSON line
+        for item in iter_quick(recording):
+            if item.__class__ is QuickFrame:
+                q: QuickFrame = item
+                # A common frame line: filtered on what it says before any event is built.
+                if (conns is not None and q.conn not in conns) or (args.dir and q.direction != args.dir):
+                    continue
+                if args.messages:
+                    if not q.ends:
+                        continue
+                    events: list[Event] = q.events()[1:]
+                else:
+                    if opcodes is not None and q.header[0] & 15 not in opcodes:
+                        continue
+                    events = [q.frame_event()]  # its one-frame message: said by the frame
             else:
-                line = render_event(event, width=args.width)
-            if pattern is not None and not matches(event, line):
-                continue
-            out.write(line + "\n")
+                events = [item]  # type: ignore[list-item]
+            for event in events:
+                write_event(event)
     except BrokenPipeError:
         # `wsinspect cat FILE | head`: the reader went away; that is not an error.
         sys.stderr.close()

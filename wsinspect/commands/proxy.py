@@ -6,7 +6,7 @@ client to use wsinspect as its HTTP proxy instead, and trust its CA ('wsinspect 
 
 examples:
   wsinspect proxy --upstream ws://127.0.0.1:9000
-  wsinspect proxy --forward --ignore-hosts '\.apple\.com'   # then: HTTPS_PROXY=http://127.0.0.1:8080
+  wsinspect proxy --forward --ignore-hosts pinned.example.com  # then: HTTPS_PROXY=http://127.0.0.1:8080
   wsinspect proxy -l 127.0.0.1:8443 -u wss://echo.example.com/base --cert cert.pem --key key.pem
   wsinspect proxy -u ws://127.0.0.1:9000 --log-format json | jq .
 """

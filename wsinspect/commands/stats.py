@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from wsinspect.progress import Progress
-    from wsinspect.recording.reader import RecordingError, iter_with_progress, read_recording
+    from wsinspect.recording.reader import QuickFrame, RecordingError, iter_quick, read_recording
     from wsinspect.sinks.stats import Stats, format_stats
 
     try:
@@ -40,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
     conns = set(args.conn) if args.conn else None
     progress = Progress(recording.size, "reading")
     try:
-        for event in iter_with_progress(recording, progress.update):
-            if conns is None or event.conn in conns:
-                stats.publish(event)
+        # Common frame lines come parsed only as far as the figures need (``QuickFrame``).
+        publish, publish_quick = stats.publish, stats.publish_quick
+        for event in iter_quick(recording, progress.update):
+            if conns is not None and event.conn not in conns:
+                continue
+            if event.__class__ is QuickFrame:
+                publish_quick(event)
+            else:
+                publish(event)  # type: ignore[arg-type]
     finally:
         progress.close()
     try:

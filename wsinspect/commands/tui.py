@@ -1,7 +1,8 @@
 """Run the relay and watch its traffic live in a terminal UI.
 
 Takes the same options as 'wsinspect proxy'. The UI keeps the newest --ui-max-frames frames in
-memory (the status bar says how many older ones it dropped; a --record file keeps them all).
+memory (the status bar says how many older ones it dropped; a --record file keeps them all,
+and H in the UI shows the whole recording).
 Press ? in the UI for the keys.
 
 examples:

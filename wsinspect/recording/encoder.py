@@ -24,6 +24,7 @@ from typing import Any
 from wsinspect import speedups
 from wsinspect.events import Event, FrameSeen, MessageSeen
 from wsinspect.recording.format import dumps, to_dict
+from wsinspect.recording.format_v2 import header_fields, merges
 from wsinspect.wire.frames import Frame
 from wsinspect.wire.messages import Message
 
@@ -32,7 +33,9 @@ __all__ = [
     "FAST_LINE_FIELDS",
     "Line",
     "encode_lines",
+    "encode_lines_v2",
     "frame_line",
+    "frame_line_v2",
     "json_line",
     "line_text",
     "message_line",
@@ -286,3 +289,118 @@ def encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[
     return out, pos, count - (stop - pos)
 
 
+
+
+# ---- format v2 (format_v2): one line per frame, its message on it ---------------------------
+
+
+def frame_line_v2(e: FrameSeen, m: MessageSeen | None) -> Line | None:
+    """The v2 line of a common frame event and the message it completes (``m``, or ``None``),
+    built directly: the same text as ``dumps(format_v2.line_dict(e, m))`` (a test holds them
+    equal). ``None`` for the uncommon cases (violations, digests, undelivered or written frames,
+    fields that differ from the header bytes, a message that is not simply its one frame),
+    which take the general path."""
+    f = e.frame
+    header = f.header
+    if f.violations or f.sha256 is not None or not e.delivered or e.written is not None:
+        return None
+    if header_fields(header) != (f.fin, f.rsv1, f.rsv2, f.rsv3, f.opcode, f.masked, f.mask_key,
+                                 f.length):
+        return None
+    data = f.payload
+    if m is None:
+        end = "}"
+    else:
+        msg = m.message
+        if (m.ts != e.ts or msg.opcode != f.opcode or msg.length != f.length
+                or (msg.payload is not data and msg.payload != data) or msg.frames != 1
+                or msg.truncated != (len(data) < f.length) or msg.compressed or msg.note
+                or msg.sha256 is not None):
+            return None
+        end = ',"end":{}}'
+    text = f.text and f.opcode < 8
+    payload: _Value | None = None
+    key = '"b64":'
+    if len(data) < BIG:
+        if text:
+            try:
+                payload = _json_str(data.decode("utf-8"))
+                key = '"text":'
+            except UnicodeDecodeError:
+                payload = None
+        if payload is None:
+            payload = '"' + b2a_base64(data, newline=False).decode("ascii") + '"'
+    else:
+        payload, encoding = _payload_json(data, text)
+        if encoding == '"text"':
+            key = '"text":'
+    d = e.direction
+    fragment = f.fragment_index
+    head = (
+        f'{{"type":"frame","conn":{e.conn!r},"seq":{e.seq!r},"dir":{_DIRS.get(d) or _json_str(d)},'
+        f'"ts":{_ts_json(e.ts)},"hdr":"{header.hex()}",{key}'
+    )
+    if fragment:
+        tail = f',"msg":{f.message_no!r},"fragment":{fragment!r}{end}'
+    else:
+        tail = f',"msg":{f.message_no!r}{end}'
+    if payload.__class__ is str:
+        return f"{head}{payload}{tail}"
+    return [head, *payload, tail]
+
+
+#: ``serialise(event, message)`` of ``encode_lines_v2``: the general path's line for ``event``
+#: and, for a frame, the message it completes (``None``: none on this line).
+SerialiseV2 = Callable[[Event, "MessageSeen | None"], Line]
+
+
+def encode_lines_v2(serialise: SerialiseV2, events: list[Event | tuple[bytes, int]], pos: int,
+                    stop: int) -> tuple[list[bytes], int, int]:
+    """:func:`encode_lines` for format v2: a frame event and the message event right after it
+    that it completes (``format_v2.merges``) make one line (the relay publishes them one after
+    the other). Returns the bytes, where it stopped and how many events they hold."""
+    out: list[bytes] = []
+    lines: list[str] = []
+    big = 0
+    count = 0
+    end = len(events)
+    while pos < stop:
+        event = events[pos]
+        pos += 1
+        if event.__class__ is tuple:  # (lines serialised already, how many events)
+            if lines:
+                lines.append("")
+                out.append("\n".join(lines).encode("utf-8"))
+                lines = []
+            out.append(event[0])
+            count += event[1]
+            continue
+        count += 1
+        line: Line | None
+        if event.__class__ is FrameSeen:
+            m = events[pos] if pos < end else None
+            if m is not None and merges(event, m):  # type: ignore[arg-type]
+                pos += 1
+                count += 1
+            else:
+                m = None
+            line = frame_line_v2(event, m)  # type: ignore[arg-type]
+            if line is None:
+                line = serialise(event, m)  # type: ignore[arg-type]
+        else:
+            line = serialise(event, None)  # type: ignore[arg-type]
+        if line.__class__ is str:
+            lines.append(line)
+            continue
+        lines.append(line[0])  # type: ignore[arg-type]
+        out.append("\n".join(lines).encode("utf-8"))
+        for piece in line[1:-1]:
+            out.append(piece)  # type: ignore[arg-type]
+            big += len(piece)
+        lines = [line[-1]]  # type: ignore[list-item]
+        if big >= CHUNK_BYTES:
+            break
+    if lines:
+        lines.append("")
+        out.append("\n".join(lines).encode("utf-8"))
+    return out, pos, count

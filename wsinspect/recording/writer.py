@@ -1,8 +1,11 @@
-"""The recorder: a sink that writes every event to a JSON Lines recording (format v1).
+"""The recorder: a sink that writes every event to a JSON Lines recording (format v2; v1 on
+request, for tests of the readers).
 
-A recording is one JSON object per line: a ``header`` line first, then the dict form
-(``recording.format.to_dict``) of every event in the order the relay published them, as
-``recording.encoder`` writes it. Reading recordings back is ``recording.reader``'s job.
+A recording is one JSON object per line: a ``header`` line first, then every event in the
+order the relay published them, as ``recording.encoder`` writes it: in v2 (``format_v2``) one
+line per frame, with the message it completes on the same line, and v1's dict form
+(``recording.format.to_dict``) for every other event. Reading recordings back is
+``recording.reader``'s job.
 
 Writing is split in two so the relay's hot path stays cheap: :meth:`Recorder.publish` only
 appends the event to a list, and :meth:`Recorder.run` (a Trio task) turns the batch into JSON,
@@ -29,8 +32,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import trio
 
 from wsinspect import __version__
-from wsinspect.events import ConnectionOpened, Event, HandshakeRejected, Notice
-from wsinspect.recording.encoder import Line, encode_lines
+from wsinspect.events import (
+    ConnectionOpened,
+    Event,
+    FrameSeen,
+    HandshakeRejected,
+    MessageSeen,
+    Notice,
+)
+from wsinspect.recording.encoder import Line, encode_lines, encode_lines_v2
 from wsinspect.recording.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -38,6 +48,7 @@ from wsinspect.recording.format import (
     redact_headers,
     to_dict,
 )
+from wsinspect.recording.format_v2 import FORMAT_VERSION_2, line_dict
 from wsinspect.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -119,6 +130,7 @@ class Recorder:
         "_redact",
         "_stop",
         "_thread",
+        "_version",
         "failed",
         "interval",
         "path",
@@ -126,8 +138,10 @@ class Recorder:
     )
 
     def __init__(self, file: BinaryIO, path: str, *, redact: bool = True,
-                 hub: Hub | None = None, interval: float = 0.1) -> None:
+                 hub: Hub | None = None, interval: float = 0.1,
+                 version: int = FORMAT_VERSION_2) -> None:
         self._file = file
+        self._version = version
         self.path = path
         self._redact = redact
         self._hub = hub
@@ -155,8 +169,12 @@ class Recorder:
 
     @classmethod
     def create(cls, path: str, *, redact: bool = True, hub: Hub | None = None,
-               interval: float = 0.1, options: dict[str, Any] | None = None) -> Recorder:
+               interval: float = 0.1, options: dict[str, Any] | None = None,
+               version: int = FORMAT_VERSION_2) -> Recorder:
         """Open ``path`` for writing (truncating it) and write the header line.
+
+        ``version=1`` writes format v1, for tests of the readers: only through ``publish``
+        (the lines ``publish_lines`` takes are v2's).
 
         Raises ``ConfigError`` with a one-line reason when the file cannot be written.
         """
@@ -169,7 +187,7 @@ class Recorder:
         header: dict[str, Any] = {
             "type": "header",
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": version,
             "wsinspect": __version__,
             "started": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "redacted": redact,
@@ -180,7 +198,7 @@ class Recorder:
         except OSError as exc:
             file.close()
             raise ConfigError(f"--record {path}: cannot write: {exc.strerror or exc}") from None
-        return cls(file, path, redact=redact, hub=hub, interval=interval)
+        return cls(file, path, redact=redact, hub=hub, interval=interval, version=version)
 
     # -- the sink side: O(1) on the relay's hot path
 
@@ -244,13 +262,11 @@ class Recorder:
             return
         self._batch, self._pending = self._pending, []
         self._batch_pos = 0
-        serialise = self._serialise
         batch = self._batch
         while self._batch_pos < len(batch):
             start = self._batch_pos
-            chunks, self._batch_pos, count = encode_lines(
-                serialise, batch, start, min(len(batch), start + _CHUNK)
-            )
+            chunks, self._batch_pos, count = self._encode(batch, start,
+                                                          min(len(batch), start + _CHUNK))
             self._ready.extend(chunks)
             self._ready_count += count
             self._ready_size += sum(map(len, chunks))
@@ -309,7 +325,7 @@ class Recorder:
         self._batch, self._batch_pos, self._pending = [], 0, []
         pos = 0
         while pos < len(rest):
-            chunks, pos, count = encode_lines(self._serialise, rest, pos, len(rest))
+            chunks, pos, count = self._encode(rest, pos, len(rest))
             self._ready.extend(chunks)
             self._ready_count += count
         thread = self._thread
@@ -329,6 +345,19 @@ class Recorder:
         except OSError as exc:
             self._fail(exc, 0)
             self._report()
+
+    def _encode(self, events: list[Event | tuple[bytes, int]], pos: int,
+                stop: int) -> tuple[list[bytes], int, int]:
+        if self._version == FORMAT_VERSION:
+            return encode_lines(self._serialise, events, pos, stop)
+        return encode_lines_v2(self._serialise_v2, events, pos, stop)
+
+    def _serialise_v2(self, event: Event, message: MessageSeen | None) -> Line:
+        """The general path of format v2: a frame's line (with the message it completes), or
+        any other event's v1 line."""
+        if event.__class__ is FrameSeen or isinstance(event, FrameSeen):
+            return dumps(line_dict(event, message))
+        return self._serialise(event)
 
     def _serialise(self, event: Event) -> Line:
         """The general path: ``to_dict`` (redacted) as JSON. ``encode_lines`` tries the fast

@@ -8,7 +8,7 @@ plus payload lengths (the full length, even when the payload was captured only i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsinspect.events import (
     ConnectionClosed,
@@ -24,9 +24,13 @@ from wsinspect.render import format_bytes
 from wsinspect.wire.closecodes import close_code_meaning
 from wsinspect.wire.frames import opcode_name
 
+if TYPE_CHECKING:
+    from wsinspect.recording.reader import QuickFrame
+
 __all__ = ["ConnStats", "DirStats", "Stats", "format_stats"]
 
 DIRS = ("c2s", "s2c")
+_OPCODE_NAMES = tuple(opcode_name(op) for op in range(16))
 
 
 def _minimal_header(length: int, masked: bool) -> int:
@@ -195,6 +199,38 @@ class Stats:
             c.faults[event.fault] = c.faults.get(event.fault, 0) + 1
         elif isinstance(event, HttpExchange):
             self.http += 1
+
+    def publish_quick(self, q: QuickFrame) -> None:
+        """``publish`` for a common frame line read quickly (``reader.iter_quick``): the same
+        figures as publishing its events (the frame, and the one-frame message it is when
+        ``q.ends``), without building them."""
+        h = q.header
+        b0 = h[0]
+        opcode = b0 & 15
+        n = h[1] & 127
+        length = n if n < 126 else int.from_bytes(h[2:4] if n == 126 else h[2:10], "big")
+        c = self._conn(q.conn, q.ts)
+        ds = c.dirs[q.direction]
+        ds.frames += 1
+        ds.bytes += len(h) + length
+        name = _OPCODE_NAMES[opcode]
+        ds.opcodes[name] = ds.opcodes.get(name, 0) + 1
+        if not c._saw_messages and opcode < 8:
+            run = c._frame_messages[q.direction]
+            if opcode != 0 or not run or run[-1] >= 0:
+                run.append(-1 - length)
+            else:
+                run[-1] -= length
+            if b0 & 0x80:
+                run[-1] = -1 - run[-1]
+        if q.ends:
+            if not c._saw_messages:
+                c._saw_messages = True
+                c._frame_messages = {d: [] for d in DIRS}
+            ds.messages += 1
+            ds.message_bytes += length
+            if length > ds.largest_message:
+                ds.largest_message = length
 
     def websocket_conns(self) -> list[ConnStats]:
         out = [c for c in sorted(self.conns.values(), key=lambda c: c.conn)

@@ -41,6 +41,7 @@ from wsinspect.tui.detail import (
     render_handshake,
     render_message,
 )
+from wsinspect.tui.history import HistoryActions
 from wsinspect.tui.intercepting import InterceptActions
 from wsinspect.tui.rows import TimeFormat, format_age
 from wsinspect.tui.screens import HelpScreen, PromptScreen
@@ -91,7 +92,7 @@ class UiState:
     breakpoints: list[dict[str, object]] = field(default_factory=list)  # as the relay last listed
 
 
-class InspectorApp(InterceptActions):
+class InspectorApp(InterceptActions, HistoryActions):
     """``wsinspect tui`` (live, with a ``GuestRelay``) and ``wsinspect view`` (read-only)."""
 
     CSS_PATH = "app.tcss"
@@ -117,6 +118,7 @@ class InspectorApp(InterceptActions):
         Binding("d", "drop_held", "Drop", group=HELD_KEYS),
         Binding("A", "resume_all", "Forward all held", group=HELD_KEYS),
         Binding("i", "inject", "Inject"),
+        Binding("H", "history", "History", show=False),
         Binding("q", "quit", "Quit"),
         Binding("escape", "leave_filter", "Back to frames", show=False),
     ]
@@ -133,11 +135,12 @@ class InspectorApp(InterceptActions):
         listen: str | None = None,
         upstream: str | None = None,
         time_format: TimeFormat = format_time,
+        view: FrameView | None = None,
     ) -> None:
         super().__init__()
         self.ui = UiState(
             store=store,
-            view=FrameView(),
+            view=view if view is not None else FrameView(),
             bridge=bridge,
             source=source,
             source_name=source_name,
@@ -201,6 +204,7 @@ class InspectorApp(InterceptActions):
     def _tick(self) -> None:
         ui = self.ui
         applied = ui.store.drain(DRAIN_BUDGET)
+        self.drain_set_aside()
         now = time.monotonic()
         if now - ui.last_rate_sample >= 1.0:
             ui.rates.sample(ui.store, now)
@@ -213,7 +217,7 @@ class InspectorApp(InterceptActions):
             ui.listen = f"{host}:{port}"
             ui.listen_bound = True
             self.update_status()
-        if not applied:
+        if not applied and not ui.view.pending:
             return
         if ui.store.log_count != ui.log_seen:
             self.show_notices()
@@ -327,7 +331,7 @@ class InspectorApp(InterceptActions):
         detail = self.query_one("#detail", Static)
         if ui.detail_mode == "handshake":
             conn = self.selected_conn()
-            info = ui.store.connections.get(conn) if conn is not None else None
+            info = ui.store.conn_info(conn) if conn is not None else None
             if info is None:
                 detail.update("No connection selected.")
             else:
@@ -358,6 +362,8 @@ class InspectorApp(InterceptActions):
             parts.append(ui.banner)
         if ui.bridge is not None:
             parts.append(f"● live {ui.listen or ''} → {ui.upstream or ''}".strip())
+            if self.history is not None:
+                parts.append(f"showing the whole recording (H: live){' indexing' if store.pending else ''}")
         elif ui.source_name is not None:
             state = "read-only"
             if ui.loading or store.pending:
@@ -367,6 +373,8 @@ class InspectorApp(InterceptActions):
         opened = sum(1 for i in store.connections.values() if i.state == "open")
         parts.append(f"conns {len(store.connections)} ({opened} open)")
         parts.append(f"frames {store.frames_total}" + (f" shown {len(ui.view)}" if ui.query or ui.conn else ""))
+        if ui.view.progress is not None:
+            parts.append(f"filtering {ui.view.progress * 100:.0f}%")
         oldest = store.oldest_held()
         if oldest is not None:
             age = format_age(max(0.0, store.now() - oldest.ts))
@@ -384,7 +392,8 @@ class InspectorApp(InterceptActions):
         else:
             parts.append(f"{table.new} new ↓ (f follows)" if table.new else "paused (f follows)")
         if store.dropped:
-            parts.append(f"{store.dropped} older frames dropped from view")
+            older = " (H: in the recording)" if ui.recording else ""
+            parts.append(f"{store.dropped} older frames dropped from view{older}")
         if ui.recording:
             parts.append(f"rec {ui.recording}")
         return "  │  ".join(parts)
@@ -579,6 +588,7 @@ class InspectorApp(InterceptActions):
     async def shutdown(self) -> None:
         """Stop loading and stop the relay (which closes the recording); idempotent."""
         self.ui.stop_loading.set()
+        self.close_history()
         if self.ui.bridge is not None:
             await self.ui.bridge.stop()
         while self.ui.closers:

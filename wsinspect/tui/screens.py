@@ -32,6 +32,7 @@ KEYS: list[tuple[str, str]] = [
     ("d", "drop the selected held message: the receiver never gets it"),
     ("A", "forward every held message as it came"),
     ("i", "inject a message into the selected connection: text, binary, ping, pong or close (live only)"),
+    ("H", "the whole recording, older frames than the live window included; H again: live (live, with --record)"),
     ("?", "this help"),
     ("q  (or Ctrl+Q)", "quit: stops the relay and closes the recording"),
 ]

@@ -349,6 +349,10 @@ class EventStore:
         modify)."""
         return self._by_conn.get(conn, array("q"))
 
+    def conn_info(self, conn: int) -> ConnInfo | None:
+        """The connection ``conn`` with all the store knows of it (``None``: unknown)."""
+        return self.connections.get(conn)
+
     def now(self) -> float:
         """Wall clock when live; the last event's time when viewing a recording."""
         return time.time() if self.live else self.last_ts
@@ -510,6 +514,16 @@ class FrameView:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    @property
+    def pending(self) -> bool:
+        """Whether matches found in the background wait for ``update`` (never, here)."""
+        return False
+
+    @property
+    def progress(self) -> float | None:
+        """How far a filter running in the background has got (``None``: none runs)."""
+        return None
 
     def rebuild(self, store: EventStore, flt: FrameFilter | None = None) -> None:
         if flt is not None:
