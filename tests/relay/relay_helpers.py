@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
+import h11
 import trio
 
 # Shared with the fault tests (tests/loopback.py), re-exported for the relay tests.
@@ -23,6 +25,42 @@ async def start_raw_server(nursery: trio.Nursery, handler: RawHandler) -> tuple[
     port = listeners[0].socket.getsockname()[1]
     nursery.start_soon(trio.serve_listeners, handler, listeners)
     return "127.0.0.1", port
+
+
+async def start_keep_alive_http_server(
+    nursery: trio.Nursery, connections: list[int], tls: ssl.SSLContext | None = None
+) -> int:
+    """An HTTP/1.1 server (over TLS with ``tls``) that keeps every connection alive and answers
+    each request with ``page TARGET``; ``connections`` counts the connections it accepted.
+    Returns its port on 127.0.0.1."""
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        if tls is not None:
+            stream = trio.SSLStream(stream, tls, server_side=True)
+        connections.append(1)
+        conn = h11.Connection(h11.SERVER)
+        target = b""
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.receive_some(65536))
+                elif isinstance(event, h11.Request):
+                    target = event.target
+                elif isinstance(event, h11.EndOfMessage):
+                    body = b"page " + target
+                    await stream.send_all(conn.send(h11.Response(
+                        status_code=200, headers=[("Content-Length", str(len(body)))])) or b"")
+                    await stream.send_all(conn.send(h11.Data(data=body)) or b"")
+                    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+                    conn.start_next_cycle()
+                else:  # the client closed
+                    return
+        except (trio.BrokenResourceError, h11.ProtocolError):
+            return
+
+    _host, port = await start_raw_server(nursery, handler)  # type: ignore[arg-type]
+    return port
 
 
 async def read_until(stream: trio.abc.ReceiveStream, marker: bytes, limit: int = 1 << 20) -> bytes:

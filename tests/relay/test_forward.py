@@ -23,6 +23,7 @@ from relay_helpers import (
     echo,
     read_to_eof,
     read_until,
+    start_keep_alive_http_server,
     start_raw_server,
     start_ws_server,
 )
@@ -105,39 +106,6 @@ async def _ws_host(nursery: trio.Nursery) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
-async def _http_host(nursery: trio.Nursery, connections: list[int],
-                     tls: ssl.SSLContext | None = None) -> int:
-    """An HTTP/1.1 server (TLS with ``tls``) that keeps connections alive and answers each
-    request with its target; ``connections`` counts the connections it accepted."""
-
-    async def handler(stream: trio.abc.Stream) -> None:
-        if tls is not None:
-            stream = trio.SSLStream(stream, tls, server_side=True)
-        connections.append(1)
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                elif isinstance(event, h11.Request):
-                    target = event.target
-                elif isinstance(event, h11.EndOfMessage):
-                    body = b"page " + target
-                    await stream.send_all(conn.send(h11.Response(
-                        status_code=200, headers=[("Content-Length", str(len(body)))])) or b"")
-                    await stream.send_all(conn.send(h11.Data(data=body)) or b"")
-                    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
-                    conn.start_next_cycle()
-                elif isinstance(event, h11.ConnectionClosed):
-                    return
-        except (trio.BrokenResourceError, h11.ProtocolError):
-            return
-
-    _host, port = await start_raw_server(nursery, handler)  # type: ignore[arg-type]
-    return port
-
-
 async def _connect(proxy: Proxy, target: str, extra: str = "") -> tuple[trio.SocketStream, bytes]:
     stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
     await stream.send_all(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n".encode())
@@ -194,7 +162,7 @@ async def test_an_https_request_with_the_standard_library_keeps_its_connection(
 ) -> None:
     connections: list[int] = []
     with trio.fail_after(10):
-        port = await _http_host(nursery, connections, tls=_server_tls(upstream_ca))
+        port = await start_keep_alive_http_server(nursery, connections, _server_tls(upstream_ca))
         proxy = await start_forward()
 
         def fetch() -> list[tuple[int, bytes]]:
@@ -225,7 +193,7 @@ async def test_absolute_form_requests_are_passed_through_with_keep_alive(
 ) -> None:
     connections: list[int] = []
     with trio.fail_after(10):
-        port = await _http_host(nursery, connections)
+        port = await start_keep_alive_http_server(nursery, connections)
         proxy = await start_forward()
         stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
         for path in ("/a", "/b"):

@@ -11,6 +11,7 @@ from relay_helpers import (
     read_exactly,
     read_to_eof,
     read_until,
+    start_keep_alive_http_server,
     start_raw_server,
     start_ws_server,
     upgrade_request,
@@ -150,40 +151,12 @@ async def test_plain_http_to_an_unreachable_upstream_gets_502(
         assert (await proxy.sink.wait_for(HttpExchange)).status == 502
 
 
-async def _keep_alive_server(nursery: trio.Nursery, connections: list[int]) -> str:
-    """An h11 server that keeps every connection alive, answering each request with its target."""
-
-    async def handler(stream: trio.SocketStream) -> None:
-        connections.append(1)
-        conn = h11.Connection(h11.SERVER)
-        target = b""
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(65536)
-                conn.receive_data(data)
-            elif isinstance(event, h11.Request):
-                target = event.target
-            elif isinstance(event, h11.EndOfMessage):
-                body = b"page " + target
-                await stream.send_all(conn.send(h11.Response(
-                    status_code=200, headers=[("Content-Length", str(len(body)))])) or b"")
-                await stream.send_all(conn.send(h11.Data(data=body)) or b"")
-                await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
-                conn.start_next_cycle()
-            else:
-                return
-
-    host, port = await start_raw_server(nursery, handler)
-    return f"ws://{host}:{port}"
-
-
 async def test_requests_on_one_connection_are_answered_in_turn_over_one_upstream_connection(
     nursery: trio.Nursery, start_proxy: StartProxy
 ) -> None:
     connections: list[int] = []
     with trio.fail_after(10):
-        proxy = await start_proxy(await _keep_alive_server(nursery, connections))
+        proxy = await start_proxy(f"ws://127.0.0.1:{await start_keep_alive_http_server(nursery, connections)}")
         stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
         # Two requests pipelined in one write, then a third after their answers.
         await stream.send_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -245,7 +218,7 @@ async def test_garbage_pipelined_after_a_request_gets_its_answer_then_400(
     nursery: trio.Nursery, start_proxy: StartProxy
 ) -> None:
     with trio.fail_after(10):
-        proxy = await start_proxy(await _keep_alive_server(nursery, []))
+        proxy = await start_proxy(f"ws://127.0.0.1:{await start_keep_alive_http_server(nursery, [])}")
         stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
         await stream.send_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01 not http\r\n\r\n")
         answer = await read_to_eof(stream)

@@ -148,8 +148,8 @@ async def handle_forward_client(relay: Relay, stream: trio.abc.Stream, conn: int
                             hs=hs, request=request, client=client)
         return
     if not policy.authorized(request):
-        await refuse_request(relay, conn, client, stream, hs,
-                     Refusal(407, "proxy authentication required", _AUTHENTICATE), request)
+        refusal = Refusal(407, "proxy authentication required", _AUTHENTICATE)
+        await refuse_request(relay, conn, client, stream, hs, refusal, request)
         return
     await _tunnel(relay, stream, conn, hs, request, client)
 
