@@ -21,8 +21,10 @@ from wsinspect.intercept.breakpoints import Breakpoint, BreakpointError, parse_b
 from wsinspect.settings import DEFAULT_MAX_MESSAGE_SIZE, ConfigError, Settings, Upstream
 
 __all__ = [
+    "add_decode_arguments",
     "add_proxy_arguments",
     "apply_config_file",
+    "decode_settings",
     "listen_address",
     "load_config",
     "parse_hostport",
@@ -118,6 +120,7 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, upstream_required: b
     out.add_argument("--no-redact", dest="redact", action="store_false",
                      help="keep Cookie, Set-Cookie, Authorization and Proxy-Authorization "
                      "values in the recording (redacted by default)")
+    add_decode_arguments(parser)
     _add_fault_arguments(parser)
 
 
@@ -217,6 +220,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         redact=getattr(args, "redact", True),
         **_fault_settings(args),
         **forward,
+        **decode_settings(args),
     )
 
 
@@ -485,3 +489,105 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
         return args
     sub.set_defaults(**load_config(path, sub))
     return parser.parse_args(argv)
+
+
+# ---- decoded views of the protocols inside messages (issue 15; docs/decoders.md) ---------------
+
+DECODE_EPILOG = """\
+Decoders: socket.io, graphql-ws, stomp, jsonrpc, mqtt, protobuf, and any a --script registers
+(--decode list prints them). A connection gets the first --decode rule whose PATH_REGEX is
+found in its request target, else the decoder of its negotiated subprotocol, else one that
+recognises its handshake (EIO=4 in a Socket.IO path), unless --no-decode. Decoding never
+changes what is relayed: it runs in the outputs (JSON log, TUI, stats), not in the relay.
+"""
+
+
+class _DecodeAppend(_ReplaceAppend):
+    """``--decode`` (repeatable); ``--decode list`` prints the decoders' names and exits."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if values == "list":
+            from wsinspect.wire.decoders import decoder_names, get_decoder
+
+            for name in decoder_names():
+                decoder = get_decoder(name)
+                subs = ", ".join(decoder.subprotocols)
+                print(f"{name:<14} filter prefix {decoder.filter_prefix + ':':<8}"
+                      + (f" subprotocols: {subs}" if subs else ""))
+            parser.exit(0)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    """The decoding flags (``proxy``, ``tui``, ``demo``, ``view``, ``stats``)."""
+    dec = parser.add_argument_group("decoded views (see docs/decoders.md)", DECODE_EPILOG)
+    dec.add_argument("--decode", metavar="NAME[:PATH_REGEX]", dest="decode", action=_DecodeAppend,
+                     default=[], help="decode the messages of connections whose path matches "
+                     "PATH_REGEX (every connection without it) with decoder NAME (repeatable; "
+                     "the first rule that matches wins; 'list': the decoders)")
+    dec.add_argument("--no-decode", dest="auto_decode", action="store_false",
+                     help="no decoder chosen by subprotocol or handshake: only --decode rules")
+    dec.add_argument("--proto", metavar="FILE.proto", default=None,
+                     help="decode protobuf messages with this schema (.proto, compiled with "
+                     "grpcio-tools, or a descriptor set: .pb, .desc, .protoset)")
+    dec.add_argument("--proto-message", metavar="PKG.TYPE", default=None,
+                     help="the message type in --proto that each message is (needed when the "
+                     "schema defines several top-level messages)")
+
+
+def _load_script_decoders(paths: Sequence[str]) -> None:
+    """Run the ``--script`` files once so that the decoders they register are known to
+    ``--decode`` (the relay loads them again; their other hooks are not called here)."""
+    from wsinspect.script.loader import ScriptError, ScriptFile
+
+    for path in paths:
+        try:
+            ScriptFile(path).load()
+        except ScriptError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def load_proto_schema(proto: str, message: str | None) -> None:
+    """Load ``--proto FILE.proto`` and make ``--proto-message pkg.Type`` (which may be left out
+    when the file defines one top-level message) the protobuf decoder's message type
+    (``wsinspect.protoschema``); ``ConfigError`` (one line) when it does not load."""
+    import importlib
+
+    try:
+        module = importlib.import_module("wsinspect.protoschema")
+    except ImportError as exc:  # fails loudly: never decode without the schema asked for
+        raise ConfigError(f"--proto {proto}: protobuf schemas cannot be loaded ({exc})") from None
+    schema_error: type[Exception] = getattr(module, "SchemaError", ValueError)
+    try:
+        module.use_schema(proto, message)
+    except (schema_error, OSError, ValueError, LookupError) as exc:
+        text = str(exc)
+        raise ConfigError(f"--proto: {text}" if proto in text else f"--proto {proto}: {text}") from None
+
+
+def decode_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoding settings, checked: an unknown decoder (after the ``--script`` files have
+    registered theirs), a bad path regex, a ``--proto-message`` without ``--proto``, a schema
+    that does not load are a ``ConfigError``."""
+    from wsinspect.wire.decoders import decoder_names, parse_rule
+
+    rules = tuple(getattr(args, "decode", None) or ())
+    proto = getattr(args, "proto", None)
+    message = getattr(args, "proto_message", None)
+    scripts = tuple(getattr(args, "scripts", None) or ())
+    if scripts and any(r.partition(":")[0].strip() not in decoder_names() for r in rules):
+        _load_script_decoders(scripts)
+    for rule in rules:
+        try:
+            parse_rule(rule)
+        except (KeyError, ValueError) as exc:
+            text = exc.args[0] if exc.args else str(exc)
+            raise ConfigError(text if text.startswith("--decode") else f"--decode {rule!r}: {text}") from None
+    if message is not None and proto is None:
+        raise ConfigError("--proto-message PKG.TYPE names a type of the --proto FILE.proto schema: "
+                          "give --proto too")
+    if proto is not None:
+        load_proto_schema(proto, message)
+    return {"decode": rules, "auto_decode": getattr(args, "auto_decode", True),
+            "proto": proto, "proto_message": message}

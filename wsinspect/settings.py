@@ -115,6 +115,13 @@ class Settings:
     ignore_hosts: tuple[str, ...] = ()  # regexes, searched in "host:port"
     allow_hosts: tuple[str, ...] = ()
     proxy_auth: str | None = None  # "user:password" clients must send (407 otherwise)
+    # Decoded views (wsinspect.wire.decoders): --decode NAME[:PATH_REGEX] rules, in order, then
+    # the subprotocol and the handshake's look unless auto_decode is off (--no-decode);
+    # --proto/--proto-message: a protobuf schema. Decoding runs in the consumers, never the relay.
+    decode: tuple[str, ...] = ()
+    auto_decode: bool = True
+    proto: str | None = None
+    proto_message: str | None = None
 
     @property
     def listen_is_loopback(self) -> bool:

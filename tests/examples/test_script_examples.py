@@ -250,3 +250,51 @@ async def test_replay_mock_answers_with_the_recorded_server_messages_in_order(
             await ws.send("more")
             with trio.move_on_after(0.05):
                 pytest.fail(f"nothing more was recorded, yet {await ws.recv()!r} came")
+
+
+# ---- a script's own decoder (docs/decoders.md) ------------------------------------------------
+
+
+async def test_kv_decoder_is_chosen_by_subprotocol_and_decodes_the_log(nursery: trio.Nursery) -> None:
+    import argparse
+    import io
+
+    from wsinspect.config import decode_settings
+    from wsinspect.sinks.console import ConsoleSink
+    from wsinspect.sinks.decoded import new_decoding
+    from wsinspect.wire.decoders import decoder_names
+
+    # --decode names it once the script is loaded (the proxy loads its --script files first).
+    checked = decode_settings(argparse.Namespace(decode=["kv:^/legacy"],
+                                                 scripts=[example("kv_decoder.py")]))
+    assert checked["decode"] == ("kv:^/legacy",) and "kv" in decoder_names()
+
+    async def kv_server(ws: ServerConnection) -> None:
+        async for _message in ws:
+            await ws.send("REPLY ok=true")
+
+    out = io.StringIO()
+    console = ConsoleSink(out, fmt="text", decoding=new_decoding())
+    with trio.fail_after(5):
+        upstream = await start_ws_server(nursery, kv_server, subprotocols=["kv.v1"])
+        settings = Settings(listen_port=0, upstream=Upstream.parse(upstream),
+                            scripts=(example("kv_decoder.py"),))
+        hub = Hub()
+        sink = Collector()
+        hub.subscribe(sink)
+        hub.subscribe(console)
+        relay = await nursery.start(serve_proxy, settings, hub)
+        proxy = Proxy(relay, sink)
+        async with connect(proxy.url(), proxy=None, compression=None,
+                           subprotocols=["kv.v1"]) as ws:  # type: ignore[list-item]
+            await ws.send("SET user=7 name=ada")
+            assert await ws.recv() == "REPLY ok=true"
+            await ws.send("SET broken")
+            assert await ws.recv() == "REPLY ok=true"
+    console.flush()
+    summaries = [line.split("↳ ")[1] for line in out.getvalue().splitlines() if "↳" in line]
+    assert summaries == ["kv SET user=7 name=ada", "kv REPLY ok=true to=SET",
+                         "kv: not a kv message", "kv REPLY ok=true"]
+    # and the wire is untouched
+    assert [e.message.payload for e in sink.of(MessageSeen)] == [
+        b"SET user=7 name=ada", b"REPLY ok=true", b"SET broken", b"REPLY ok=true"]

@@ -32,7 +32,9 @@ def run_headless(command: str, settings: Settings, starter: Starter, *, listen: 
     hub = Hub()
     console = None
     if not settings.quiet:
-        console = ConsoleSink(fmt=settings.log_format)
+        from wsinspect.sinks.decoded import decoding_for
+
+        console = ConsoleSink(fmt=settings.log_format, decoding=decoding_for(settings))
         hub.subscribe(console)
     try:
         recorder = start_recorder(settings, hub)  # refuses an unwritable path before listening

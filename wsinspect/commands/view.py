@@ -21,6 +21,7 @@ from wsinspect.commands.tui import _positive_int
 if TYPE_CHECKING:
     from wsinspect.recording.index import RecordingIndex
     from wsinspect.tui.store import EventStore
+    from wsinspect.wire.decoders import Decoding
 
 __all__ = ["configure", "run"]
 
@@ -46,10 +47,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--index-only", action="store_true",
         help="build or update the index (with a progress bar on a terminal) and exit",
     )
+    from wsinspect.config import add_decode_arguments
+
+    add_decode_arguments(parser)
+
+
+def _decoding(args: argparse.Namespace) -> Decoding | None:
+    """The ``Decoding`` the flags ask for; ``ConfigError`` for a bad one."""
+    from wsinspect.config import decode_settings
+    from wsinspect.sinks.decoded import decoding_for
+
+    return decoding_for(argparse.Namespace(**decode_settings(args)))
 
 
 def run(args: argparse.Namespace) -> int:
     from wsinspect.recording.reader import RecordingError, recording_version
+    from wsinspect.settings import ConfigError
+
+    try:
+        args.decoding = _decoding(args)
+    except ConfigError as exc:
+        print(f"wsinspect view: error: {exc}", file=sys.stderr)
+        return 2
 
     try:
         recording_version(args.file)
@@ -102,6 +121,7 @@ def _run_indexed(args: argparse.Namespace) -> int:
     from wsinspect.tui.paged import PagedStore, PagedView
 
     store = PagedStore(index, args.ui_max_frames or DEFAULT_VIEW_WINDOW)
+    store.use_decoding(args.decoding)
     for text in warn.lines:
         store.publish(Notice(time.time(), "warning", text))
     warn.store = store
@@ -145,6 +165,7 @@ def _run_whole(args: argparse.Namespace) -> int:
     from wsinspect.tui.store import EventStore
 
     store = EventStore(args.ui_max_frames or DEFAULT_HAR_MAX_FRAMES, live=False)
+    store.use_decoding(args.decoding)
     warnings: list[str] = []
 
     def warn(text: str) -> None:

@@ -1,14 +1,16 @@
-"""What a script sees: the ``DROP`` answer, the message a hook gets, and what a hook's answer
-means (sans-IO: no sockets, no Trio)."""
+"""What a script sees: the ``DROP`` answer, the message a hook gets, what a hook's answer
+means, and ``register_decoder`` for a protocol of the script's own (sans-IO: no sockets, no
+Trio)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
 
+from wsinspect.wire.decoders import Decoder, register
 from wsinspect.wire.sides import Direction
 
-__all__ = ["DROP", "ScriptMessage", "answer_messages"]
+__all__ = ["DROP", "ScriptMessage", "answer_messages", "register_decoder"]
 
 
 class _Drop:
@@ -63,3 +65,16 @@ def answer_messages(answer: object) -> list[tuple[int, bytes]] | None:
                 f"on_message returned {type(item).__name__}: return None, a str, bytes, "
                 "DROP or a list of str/bytes")
     return out
+
+
+def register_decoder(decoder: Decoder) -> Decoder:
+    """Make a script's own decoder known (docs/decoders.md): ``--decode NAME`` can name it, its
+    ``subprotocols`` and ``recognises`` choose it for new connections, the TUI lists it. Call
+    it at the script's top level; loading the script again replaces the previous version
+    (same ``name``). Returns ``decoder``, so it can decorate an instance's creation."""
+    for attr in ("name", "filter_prefix", "subprotocols", "recognises", "start", "field_matches"):
+        if not hasattr(decoder, attr):
+            raise TypeError(f"register_decoder: {type(decoder).__name__} has no {attr!r} "
+                            "(see wsinspect.wire.decoders.Decoder)")
+    register(decoder, replace=True)
+    return decoder

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import traceback
 import types
 from collections.abc import Callable, Sequence
@@ -109,9 +110,17 @@ class ScriptFile:
             raise ScriptError(f"{self.path}: cannot read the script: {exc.strerror or exc}") from None
         module = types.ModuleType(f"wsinspect_script_{self.name.removesuffix('.py')}")
         module.__file__ = self.path
+        # Registered while it runs, as an imported module is: what looks a class's module up
+        # by name (``@dataclass``, pickle, typing) finds it. A reload replaces it.
+        previous = sys.modules.get(module.__name__)
+        sys.modules[module.__name__] = module
         try:
             exec(compile(source, self.path, "exec"), module.__dict__)
         except Exception as exc:
+            if previous is not None:
+                sys.modules[module.__name__] = previous
+            else:
+                sys.modules.pop(module.__name__, None)
             raise ScriptError(where(exc, self.path)) from None
         hooks: dict[str, Callable[..., Any] | None] = {}
         for name in HOOK_NAMES:

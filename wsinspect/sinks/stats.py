@@ -3,6 +3,12 @@
 ``Stats`` is a sink (O(1) ``publish``), so the same aggregation serves ``wsinspect stats`` on a
 recording and live counters (the TUI's rates). Bytes count what crossed the wire: frame headers
 plus payload lengths (the full length, even when the payload was captured only in part).
+
+With a ``decoding`` (``wsinspect stats --decode``, or the subprotocols decoders know), the
+messages of decoded connections are decoded as they are read and counted per decoder: by
+``kind`` (Socket.IO ``event``, GraphQL ``subscribe``, MQTT ``PUBLISH``...) and by the decoder's
+main field (the event's name, the STOMP destination, the MQTT topic: ``sinks.decoded.main_field``),
+with the messages that did not parse. Connections without a decoder are not decoded at all.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ from wsinspect.events import (
     MessageSeen,
 )
 from wsinspect.render import format_bytes
+from wsinspect.sinks.decoded import EventDecoder, main_field
 from wsinspect.wire.closecodes import close_code_meaning
+from wsinspect.wire.decoders import Decoded, Decoding
 from wsinspect.wire.frames import opcode_name
 
 if TYPE_CHECKING:
     from wsinspect.recording.reader import QuickFrame
 
-__all__ = ["ConnStats", "DirStats", "Stats", "format_stats"]
+__all__ = ["ConnStats", "DecodedStats", "DirStats", "Stats", "format_stats"]
 
 DIRS = ("c2s", "s2c")
 _OPCODE_NAMES = tuple(opcode_name(op) for op in range(16))
@@ -94,6 +102,44 @@ class DirStats:
 
 
 @dataclass(slots=True)
+class DecodedStats:
+    """The decoded messages of one decoder (on one connection, or in total)."""
+
+    messages: int = 0
+    errors: int = 0  # messages that did not parse as the protocol
+    kinds: dict[str, int] = field(default_factory=dict)
+    by_field: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, decoded: Decoded, decoder: object | None = None) -> None:
+        if decoded.continued:
+            return
+        self.messages += 1
+        if decoded.error is not None:
+            self.errors += 1
+            return
+        self.kinds[decoded.kind] = self.kinds.get(decoded.kind, 0) + 1
+        key = main_field(decoded, decoder)
+        if key is not None:
+            counts = self.by_field.setdefault(key, {})
+            value = str(decoded.fields[key])
+            counts[value] = counts.get(value, 0) + 1
+
+    def merge(self, other: DecodedStats) -> None:
+        self.messages += other.messages
+        self.errors += other.errors
+        for k, n in other.kinds.items():
+            self.kinds[k] = self.kinds.get(k, 0) + n
+        for key, counts in other.by_field.items():
+            mine = self.by_field.setdefault(key, {})
+            for v, n in counts.items():
+                mine[v] = mine.get(v, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"messages": self.messages, "errors": self.errors, "kinds": dict(self.kinds),
+                "by_field": {k: dict(v) for k, v in self.by_field.items()}}
+
+
+@dataclass(slots=True)
 class ConnStats:
     conn: int
     first: float
@@ -106,6 +152,7 @@ class ConnStats:
     closed: ConnectionClosed | None = None
     rejected: HandshakeRejected | None = None
     opened: bool = False
+    decoded: dict[str, DecodedStats] = field(default_factory=dict)  # per decoder
     # Messages counted from frames until a MessageSeen shows the source records messages.
     _frame_messages: dict[str, list[int]] = field(default_factory=lambda: {d: [] for d in DIRS})
     _saw_messages: bool = False
@@ -137,6 +184,8 @@ class ConnStats:
             "violations": dict(self.violations),
             "faults": dict(self.faults),
         }
+        if self.decoded:
+            d["decoded"] = {name: v.to_dict() for name, v in self.decoded.items()}
         if self.closed is not None:
             c = self.closed
             d["close"] = {"initiator": c.initiator, "how": c.how, "code": c.code,
@@ -149,11 +198,22 @@ class ConnStats:
 class Stats:
     """Aggregates events per connection; ``publish`` is O(1)."""
 
-    __slots__ = ("conns", "http")
+    __slots__ = ("conns", "decoder", "http")
 
-    def __init__(self) -> None:
+    def __init__(self, decoding: Decoding | None = None) -> None:
         self.conns: dict[int, ConnStats] = {}
         self.http = 0
+        self.decoder = EventDecoder(decoding) if decoding is not None else None
+
+    def _count_decoded(self, conn: int, decoded: Decoded | None) -> None:
+        """Count a decoded message under its protocol (``socket.io``)."""
+        if decoded is None or self.decoder is None:
+            return
+        c = self.conns[conn]
+        ds = c.decoded.get(decoded.protocol)
+        if ds is None:
+            ds = c.decoded[decoded.protocol] = DecodedStats()
+        ds.add(decoded, self.decoder.decoding.decoder_of(conn))
 
     def _conn(self, conn: int, ts: float) -> ConnStats:
         c = self.conns.get(conn)
@@ -185,12 +245,18 @@ class Stats:
                 c._saw_messages = True
                 c._frame_messages = {d: [] for d in DIRS}
             c.dirs[event.direction].add_message(event.message.length)
+            if self.decoder is not None and event.conn in self.decoder.conns:
+                self._count_decoded(event.conn, self.decoder.feed(event))
         elif isinstance(event, ConnectionOpened):
             c = self._conn(event.conn, event.ts)
             c.opened, c.path, c.client = True, event.path, event.client
             c.first = min(c.first, event.ts)
+            if self.decoder is not None:
+                self.decoder.feed(event)
         elif isinstance(event, ConnectionClosed):
             self._conn(event.conn, event.ts).closed = event
+            if self.decoder is not None:
+                self.decoder.feed(event)
         elif isinstance(event, HandshakeRejected):
             c = self._conn(event.conn, event.ts)
             c.rejected, c.path, c.client = event, event.path, event.client
@@ -231,6 +297,9 @@ class Stats:
             ds.message_bytes += length
             if length > ds.largest_message:
                 ds.largest_message = length
+            decoder = self.decoder
+            if decoder is not None and q.conn in decoder.conns:
+                self._count_decoded(q.conn, decoder.message(q.conn, q.direction, opcode, q.payload()))
 
     def websocket_conns(self) -> list[ConnStats]:
         out = [c for c in sorted(self.conns.values(), key=lambda c: c.conn)
@@ -245,7 +314,10 @@ class Stats:
         violations: dict[str, int] = {}
         faults: dict[str, int] = {}
         closes: dict[str, int] = {}
+        decoded: dict[str, DecodedStats] = {}
         for c in conns:
+            for name, ds in c.decoded.items():
+                decoded.setdefault(name, DecodedStats()).merge(ds)
             for d in DIRS:
                 dirs[d].merge(c.dirs[d])
             for k, n in c.violations.items():
@@ -257,7 +329,7 @@ class Stats:
                 closes[key] = closes.get(key, 0) + 1
         first = min((c.first for c in conns), default=0.0)
         last = max((max(c.last, c.first + c.duration) for c in conns), default=0.0)
-        return {
+        out: dict[str, Any] = {
             "connections": sum(1 for c in conns if c.opened),
             "rejected": sum(1 for c in conns if c.rejected is not None),
             "http": self.http,
@@ -267,6 +339,9 @@ class Stats:
             "faults": faults,
             "closes": closes,
         }
+        if decoded:
+            out["decoded"] = {name: ds.to_dict() for name, ds in sorted(decoded.items())}
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"connections": [c.to_dict() for c in self.websocket_conns()],
@@ -299,6 +374,24 @@ def _counts(label: str, counts: dict[str, int]) -> list[str]:
     return [f"  {label}: " + ", ".join(f"{k} ({n})" for k, n in sorted(counts.items()))]
 
 
+def _decoded_lines(decoded: dict[str, Any]) -> list[str]:
+    """``  socket.io: 12 messages: event 10, ack 2; event: chat (9), join (1); 1 not parsed``."""
+    out = []
+    for name, d in sorted(decoded.items()):
+        parts = [f"{d['messages']} messages"]
+        if d["kinds"]:
+            parts.append(", ".join(f"{k} {n}" for k, n in sorted(d["kinds"].items(), key=lambda kv: (-kv[1], kv[0]))))
+        for key, counts in sorted(d["by_field"].items()):
+            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{v} ({n})" for v, n in top[:20])
+            more = f", ... {len(top) - 20} more" if len(top) > 20 else ""
+            parts.append(f"{key}: {shown}{more}")
+        if d["errors"]:
+            parts.append(f"{d['errors']} not parsed")
+        out.append(f"  decoded {name}: " + "; ".join(parts))
+    return out
+
+
 def format_stats(stats: Stats) -> str:
     """The human report of ``wsinspect stats``."""
     out: list[str] = []
@@ -320,6 +413,7 @@ def format_stats(stats: Stats) -> str:
             out.append("  not closed in the recording")
         out += _counts("violations", c.violations)
         out += _counts("faults", c.faults)
+        out += _decoded_lines(d.get("decoded", {}))
         out.append("")
     t = stats.total()
     out.append(
@@ -331,4 +425,5 @@ def format_stats(stats: Stats) -> str:
     out += _counts("closes", t["closes"])
     out += _counts("violations", t["violations"])
     out += _counts("faults", t["faults"])
+    out += _decoded_lines(t.get("decoded", {}))
     return "\n".join(out)

@@ -11,6 +11,10 @@ Intercepting (live only): ``b`` arms breakpoints; a message a breakpoint holds i
 own in the frames table (``⏸``, from the relay's ``held`` action) until it is forwarded
 (``Enter``), edited (``e``), dropped (``d``) or all are forwarded (``A``); ``i`` injects a
 message. Each goes to the relay as a command of ``wsinspect.intercept.commands``.
+
+Decoded messages (``tui.decoding``): ``y`` shows the selected message decoded, ``p`` chooses
+the connection's decoder; the frames table shows decoded summaries, the filter takes
+``sio:event=chat``-style words.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from textual.widgets import Footer, Input, Static
 from wsinspect.events import Event, FrameSeen, MessageAction, Notice
 from wsinspect.render import format_bytes, format_time
 from wsinspect.tui.bridge import GuestRelay
+from wsinspect.tui.decoding import DecodeActions
 from wsinspect.tui.detail import (
     PayloadMode,
     render_action_detail,
@@ -80,7 +85,7 @@ class UiState:
     log_seen: int = 0  # store.log_count already turned into notifications
     listen_bound: bool = False  # ``listen`` holds the relay's bound address
     payload_mode: PayloadMode = "text"
-    detail_mode: str = "frame"  # "frame", "message" or "handshake"
+    detail_mode: str = "frame"  # "frame", "message", "handshake" or "decoded"
     query: str = ""
     conn: int | None = None  # connection selected in the list (None: all)
     rates: Rates = field(default_factory=Rates)
@@ -92,7 +97,7 @@ class UiState:
     breakpoints: list[dict[str, object]] = field(default_factory=list)  # as the relay last listed
 
 
-class InspectorApp(InterceptActions, HistoryActions):
+class InspectorApp(InterceptActions, HistoryActions, DecodeActions):
     """``wsinspect tui`` (live, with a ``GuestRelay``) and ``wsinspect view`` (read-only)."""
 
     CSS_PATH = "app.tcss"
@@ -108,6 +113,8 @@ class InspectorApp(InterceptActions, HistoryActions):
         Binding("x", "payload('hex')", "Hex"),
         Binding("m", "detail('message')", "Message"),
         Binding("h", "detail('handshake')", "Handshake"),
+        Binding("y", "detail('decoded')", "Decoded", show=False),
+        Binding("p", "choose_decoder", "Decoder", show=False),
         Binding("s", "save", "Save"),
         Binding("c", "close_connection", "Close"),
         Binding("k", "cut(False)", "Cut"),
@@ -335,7 +342,7 @@ class InspectorApp(InterceptActions, HistoryActions):
             if info is None:
                 detail.update("No connection selected.")
             else:
-                detail.update(render_handshake(info, self.time_format))
+                detail.update(self.with_decoder(render_handshake(info, self.time_format), info.conn))
             return
         if row is None:
             detail.update("No frame selected." if not ui.store.total else "")
@@ -345,7 +352,9 @@ class InspectorApp(InterceptActions, HistoryActions):
             return
         event = row
         assert type(event) is FrameSeen
-        if ui.detail_mode == "message":
+        if ui.detail_mode == "decoded":
+            detail.update(self.decoded_detail(event))
+        elif ui.detail_mode == "message":
             message = ui.store.messages.get((event.conn, event.direction, event.frame.message_no))
             fragments = self.fragments(event) if message is None else []
             detail.update(render_message(event, message, fragments, ui.payload_mode, self.time_format))

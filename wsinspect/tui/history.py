@@ -78,6 +78,7 @@ class HistoryActions(App[int]):
             self.notify(f"cannot read the recording: {exc}", severity="error")
             return
         store = PagedStore(index, HISTORY_WINDOW)
+        store.use_decoding(self.ui.store.decoding_copy())
         for text in warnings:
             store.publish(Notice(time.time(), "warning", text))
         view = PagedView(index)

@@ -54,9 +54,11 @@ def build_live_app(
     UI starts.
     """
     from wsinspect.recording.writer import start_recorder
+    from wsinspect.sinks.decoded import decoding_for
 
     hub = Hub()
     store = EventStore(max_frames, live=True)
+    store.use_decoding(decoding_for(settings))
     hub.subscribe(store)
     recorder: Recorder | None = None
     if starter is not None:

@@ -10,6 +10,9 @@ the file is polled) while the UI shows what is indexed already.
 
 ``PagedView`` is a ``FrameView`` whose filter runs in SQL over every row, in a worker thread, a
 range of row ids at a time, so matches stream in (in row order) with a progress fraction.
+Words on decoded messages (``sio:event=chat``) cannot run in SQL: SQL narrows to data frames
+(of the one connection that can match, when there is one), and the worker decodes each
+candidate (``tui.decoded.PagedDecoded``).
 
 Neither imports Textual; the app drives them from its timer like the live store.
 """
@@ -21,6 +24,7 @@ import time
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import IO
 
 from wsinspect.events import (
@@ -41,7 +45,9 @@ from wsinspect.recording.index import (
     Search,
 )
 from wsinspect.recording.reader import events_at
+from wsinspect.tui.decoded import PagedDecoded
 from wsinspect.tui.store import ConnInfo, EventStore, FrameFilter, FrameView, Row
+from wsinspect.wire.decoders import Decoding
 from wsinspect.wire.frames import Frame
 
 __all__ = ["DEFAULT_WINDOW", "PAGE_ROWS", "PagedStore", "PagedView", "row_query"]
@@ -114,6 +120,8 @@ class PagedStore(EventStore):
         self.pages_read = 0  # pages read from the recording so far (for tests)
         self.index_error: str | None = None
         self._synced = 0.0  # monotonic time of the last look at the index's new rows
+        self._paged_decoded: PagedDecoded | None = None
+        self._decoded_seen = 0
 
     # -- indexing --------------------------------------------------------------------------
 
@@ -150,6 +158,18 @@ class PagedStore(EventStore):
         finally:
             self.indexing = False
 
+    def use_decoding(self, decoding: Decoding | None) -> None:
+        """Decode on demand, reading each connection's messages through the index."""
+        old = self._paged_decoded
+        self._paged_decoded = PagedDecoded(self.index, decoding) if decoding is not None else None
+        self.decoded = self._paged_decoded
+        if old is not None:
+            old.close()
+
+    def choose_decoder(self, conn: int, name: str | None) -> None:
+        if self._paged_decoded is not None:
+            self._paged_decoded.choose(conn, name)
+
     def index_progress(self) -> float:
         """How far the current indexing has got, 0..1."""
         done, total = self._progress
@@ -162,12 +182,15 @@ class PagedStore(EventStore):
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self._file.close()
+        if self._paged_decoded is not None:
+            self._paged_decoded.close()
 
     # -- what the UI asks ------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
-        return super().pending + (1 if self.indexing else 0)
+        decoding = self._paged_decoded is not None and self._paged_decoded.busy
+        return super().pending + (1 if self.indexing else 0) + (1 if decoding else 0)
 
     @property
     def total(self) -> int:
@@ -186,6 +209,10 @@ class PagedStore(EventStore):
         """Apply published events, and take in the rows indexed since the last call; return
         how many of both there were."""
         applied = super().drain(budget)
+        decoded = self._paged_decoded
+        if decoded is not None and decoded.changed != self._decoded_seen:
+            self._decoded_seen = decoded.changed  # the worker decoded more: redraw
+            applied += 1
         rows = self.index.rows
         now = time.monotonic()
         # While indexing, new rows are taken in a few times a second, not at every tick.
@@ -367,8 +394,26 @@ class PagedView(FrameView):
             self.indices = array("q", range(store.total))
             self._scanned = store.total
             return
-        self._search = self.index.search(row_query(self.filter))
+        self._search = self.index.search(self._query(store))
         self._start_job(store)
+
+    def _query(self, store: EventStore) -> RowQuery:
+        """The SQL part of the filter; with decoded words, data frames only (of the one
+        connection whose decoder can match, if just one)."""
+        flt = self.filter
+        query = row_query(flt)
+        decoded = store.decoded
+        if not flt.decoded:
+            return query
+        if not isinstance(decoded, PagedDecoded):
+            return replace(query, nothing=True)
+        data = frozenset({0, 1, 2})
+        query = replace(query, opcodes=data if flt.opcodes is None else flt.opcodes & data)
+        if flt.conn is None:
+            conns = decoded.conns_for(flt.decoded)
+            if len(conns) <= 1:
+                query = replace(query, conn=conns[0] if conns else None, nothing=not conns)
+        return query
 
     def _start_job(self, store: EventStore) -> None:
         search = self._search
@@ -377,6 +422,8 @@ class PagedView(FrameView):
         self._results = results = deque[list[int]]()
         start = self._scanned
         self._done, self._goal = 0, max(0, store.total - start)
+        terms = self.filter.decoded
+        decoded = store.decoded if terms and isinstance(store.decoded, PagedDecoded) else None
 
         def run() -> None:
             pos = start
@@ -385,6 +432,8 @@ class PagedView(FrameView):
                 if end <= pos:
                     break
                 found = search.rows(pos, end)
+                if decoded is not None and found:
+                    found = decoded.filter_rows(found, pos, end, terms)
                 if cancel.is_set():
                     return
                 if found:

@@ -12,6 +12,7 @@ from wsinspect.events import FrameSeen, MessageAction, MessageSeen
 from wsinspect.render import ARROWS, format_bytes, format_time, preview
 from wsinspect.tui.store import ConnInfo
 from wsinspect.wire.closecodes import close_code_meaning
+from wsinspect.wire.decoders import Decoded
 from wsinspect.wire.frames import opcode_name
 
 __all__ = [
@@ -81,11 +82,14 @@ def frame_cells(
     width: int,
     time_format: TimeFormat = format_time,
     message: MessageSeen | None = None,
+    decoded: Decoded | None = None,
 ) -> list[tuple[str, str]]:
     """Cells of one frames-table line as ``(text, style-name)``; styles are ``time``,
-    ``c2s``/``s2c``, ``plain``, ``marker`` and ``preview``. ``message`` is the frame's
-    reassembled message: given for a compressed frame (RSV1, RFC 7692), its inflated payload is
-    previewed (marked ``⇣``) instead of the compressed bytes."""
+    ``c2s``/``s2c``, ``plain``, ``marker``, ``preview`` and ``decoded``. ``message`` is the
+    frame's reassembled message: given for a compressed frame (RSV1, RFC 7692), its inflated
+    payload is previewed (marked ``⇣``) instead of the compressed bytes. ``decoded`` is its
+    message decoded: its summary (marked ``≡``, ``≠`` when it did not parse) takes the
+    preview's place."""
     f = event.frame
     head = f"{time_format(event.ts):<13} #{event.conn:<4}"
     op = opcode_name(f.opcode)
@@ -99,6 +103,17 @@ def frame_cells(
         reason = f.close_reason
         if reason:
             body += " " + preview(reason.encode(), text=True, width=max(8, room - len(body) - 3))
+    elif decoded is not None and not decoded.continued:
+        mark = "≠ " if decoded.error is not None else "≡ "
+        summary = decoded.summary
+        body = mark + (summary if len(summary) <= room - 2 else summary[: max(1, room - 3)] + "…")
+        return [
+            (head, "time"),
+            (" " + ARROWS.get(event.direction, "?"), event.direction),
+            (mid, "plain"),
+            (" " + marker + " ", "marker" if marker != " " else "plain"),
+            (body, "decoded" if decoded.error is None else "marker"),
+        ]
     elif f.rsv1 and message is not None:
         m = message.message
         body = "⇣" + preview(m.payload, text=m.opcode == 1, length=m.length, width=max(8, room - 3))

@@ -12,13 +12,11 @@ Nothing here imports Textual: the store, filters and rates are plain Python, tes
 
 from __future__ import annotations
 
-import re
 import time
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from wsinspect.events import (
     ConnectionClosed,
@@ -32,8 +30,9 @@ from wsinspect.events import (
     MessageSeen,
     Notice,
 )
-from wsinspect.wire.frames import opcode_from_name
-from wsinspect.wire.sides import Direction
+from wsinspect.tui.decoded import DecodedSource, LiveDecoded
+from wsinspect.tui.frame_filter import FilterError, FrameFilter, Messages, Row
+from wsinspect.wire.decoders import Decoding
 
 __all__ = [
     "DEFAULT_MAX_FRAMES",
@@ -47,13 +46,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_FRAMES = 100_000
-
-# (conn, direction, message_no) → the reassembled message
-Messages = OrderedDict[tuple[int, str, int], MessageSeen]
-
-# One line of the frames table: a frame, or something the proxy did to a message (held,
-# resumed, edited, dropped, injected: ``MessageAction``), in the order they happened.
-Row = FrameSeen | MessageAction
 
 FATES_KEPT = 10_000  # decided held messages whose fate the store remembers
 
@@ -103,166 +95,6 @@ class ConnInfo:
         self.violations = 0
 
 
-class FilterError(ValueError):
-    """A filter query that does not parse; ``str()`` says which word and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class FrameFilter:
-    """Which frames the frames table shows.
-
-    Parsed from the filter bar by :meth:`parse`; words are ANDed:
-
-    - ``dir:c2s`` / ``dir:s2c`` (also ``>`` / ``<``): one direction;
-    - ``op:text,binary`` (names or numbers): opcodes;
-    - ``conn:3`` or ``#3``: one connection;
-    - ``re:PATTERN``: a regular expression searched in the payload (text, or latin-1 for binary);
-    - ``is:bad``: frames with violations or not delivered;
-    - ``is:held``: messages a breakpoint holds now;
-    - any other words: a case-insensitive substring of the payload.
-
-    Action rows (``MessageAction``: held, edited, injected...) match on their connection,
-    direction, opcode and payload; ``is:bad`` never matches them.
-    """
-
-    direction: Direction | None = None
-    opcodes: frozenset[int] | None = None
-    conn: int | None = None
-    text: str | None = None
-    regex: re.Pattern[str] | None = None
-    marked: bool = False
-    held: bool = False
-
-    @property
-    def is_trivial(self) -> bool:
-        """True when only ``conn`` (or nothing) is set: no per-frame test needed."""
-        return (
-            self.direction is None
-            and self.opcodes is None
-            and self.text is None
-            and self.regex is None
-            and not self.marked
-            and not self.held
-        )
-
-    @classmethod
-    def parse(cls, query: str) -> FrameFilter:
-        direction: Direction | None = None
-        opcodes: set[int] | None = None
-        conn: int | None = None
-        regex: re.Pattern[str] | None = None
-        marked = False
-        held = False
-        words: list[str] = []
-        for word in query.split():
-            key, sep, value = word.partition(":")
-            key = key.lower() if sep else ""
-            if word in (">", "<", "→", "←"):
-                direction = "c2s" if word in (">", "→") else "s2c"
-            elif key == "dir":
-                aliases: dict[str, Direction] = {
-                    "c2s": "c2s", ">": "c2s", "client": "c2s",
-                    "s2c": "s2c", "<": "s2c", "server": "s2c",
-                }
-                if value.lower() not in aliases:
-                    raise FilterError(f"{word!r}: direction is c2s or s2c")
-                direction = aliases[value.lower()]
-            elif key in ("op", "opcode"):
-                opcodes = set()
-                for name in value.split(","):
-                    try:
-                        opcodes.add(int(name, 0) if name[:1].isdigit() else opcode_from_name(name))
-                    except ValueError:
-                        raise FilterError(f"{word!r}: unknown opcode {name!r}") from None
-            elif key == "conn" or (word.startswith("#") and word[1:].isdigit()):
-                digits = value if key == "conn" else word[1:]
-                try:
-                    conn = int(digits)
-                except ValueError:
-                    raise FilterError(f"{word!r}: a connection is a number") from None
-            elif key == "re":
-                try:
-                    regex = re.compile(value)
-                except re.error as exc:
-                    raise FilterError(f"{word!r}: {exc}") from None
-            elif key == "is" and value in ("bad", "marked"):
-                marked = True
-            elif key == "is" and value == "held":
-                held = True
-            else:
-                words.append(word)
-        text = " ".join(words).lower() or None
-        return cls(
-            direction,
-            frozenset(opcodes) if opcodes is not None else None,
-            conn,
-            text,
-            regex,
-            marked,
-            held,
-        )
-
-    def with_conn(self, conn: int | None) -> FrameFilter:
-        return FrameFilter(
-            self.direction, self.opcodes, conn, self.text, self.regex, self.marked, self.held
-        )
-
-    def matches(
-        self, event: Row, messages: Messages | None = None, held: dict[int, MessageAction] | None = None
-    ) -> bool:
-        """Whether ``event`` passes. Text and regex search the frame's message when
-        ``messages`` has it (so compressed frames match their inflated text, RFC 7692, and
-        every fragment of a matching message matches), else the frame's own payload.
-        ``held`` (the store's messages held now) answers ``is:held``."""
-        if self.conn is not None and event.conn != self.conn:
-            return False
-        if self.direction is not None and event.direction != self.direction:
-            return False
-        if type(event) is MessageAction:
-            return self._matches_action(event, held)
-        assert isinstance(event, FrameSeen)
-        if self.held:
-            return False
-        frame = event.frame
-        if self.opcodes is not None and frame.opcode not in self.opcodes:
-            return False
-        if self.marked and event.delivered and not frame.violations:
-            return False
-        if self.text is not None or self.regex is not None:
-            payload = frame.payload
-            if messages is not None and frame.message_no:
-                message = messages.get((event.conn, event.direction, frame.message_no))
-                if message is not None:
-                    payload = message.message.payload
-            try:
-                body = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                body = payload.decode("latin-1")
-            if self.text is not None and self.text not in body.lower():
-                return False
-            if self.regex is not None and self.regex.search(body) is None:
-                return False
-        return True
-
-    def _matches_action(self, event: MessageAction, held: dict[int, MessageAction] | None) -> bool:
-        if self.opcodes is not None and event.opcode not in self.opcodes:
-            return False
-        if self.marked:
-            return False
-        if self.held and (event.action != "held" or held is None or event.held not in held):
-            return False
-        if self.text is not None or self.regex is not None:
-            if event.opcode == 1:
-                body = event.payload.decode("utf-8", "replace")
-            else:
-                body = event.payload.decode("latin-1")
-            if self.text is not None and self.text not in body.lower():
-                return False
-            if self.regex is not None and self.regex.search(body) is None:
-                return False
-        return True
-
-
 class EventStore:
     """Bounded store of everything the UI shows.
 
@@ -300,6 +132,28 @@ class EventStore:
         self.held_version = 0  # changes whenever ``held`` or ``fates`` does
         # Evict in chunks so that deleting from the front of the list is amortised O(1).
         self._slack = max(1, min(max_frames // 10, 50_000))
+        self.decoded: DecodedSource | None = None  # decoded messages (``use_decoding``)
+        self._live_decoded: LiveDecoded | None = None
+
+    def use_decoding(self, decoding: Decoding | None) -> None:
+        """Decode messages as they are drained (``tui.decoded.LiveDecoded``); call before
+        the first event."""
+        self._live_decoded = LiveDecoded(decoding, self.max_frames) if decoding is not None else None
+        self.decoded = self._live_decoded
+
+    def decoding_copy(self) -> Decoding | None:
+        """A new ``Decoding`` with this store's rules (for another view of the same traffic)."""
+        live = self._live_decoded
+        if live is None:
+            return None
+        decoding = live.decoder.decoding
+        return Decoding(decoding.rules, auto=decoding.auto)
+
+    def choose_decoder(self, conn: int, name: str | None) -> None:
+        """Decode ``conn`` with decoder ``name`` (``None``: none; ``"auto"``: as it opened)
+        from now on, its messages held here again from the first."""
+        if self._live_decoded is not None:
+            self._live_decoded.choose(conn, name, [m for k, m in self.messages.items() if k[0] == conn])
 
     # -- sink side --------------------------------------------------------------------------
 
@@ -407,6 +261,8 @@ class EventStore:
 
     def _apply(self, event: Event) -> None:
         self.last_ts = max(self.last_ts, event.ts)
+        if self._live_decoded is not None:
+            self._live_decoded.apply(event)
         if isinstance(event, MessageSeen):
             info = self._conn(event.conn, event.ts)
             info.messages[event.direction] += 1
@@ -540,7 +396,8 @@ class FrameView:
             match = f.matches
             messages = store.messages
             held = store.held
-            self.indices = array("q", (i for i in candidates if match(get(i), messages, held)))
+            decoded = store.decoded
+            self.indices = array("q", (i for i in candidates if match(get(i), messages, held, decoded)))
         self._scanned = store.total
 
     def update(self, store: EventStore) -> tuple[int, int]:
@@ -562,11 +419,13 @@ class FrameView:
                     self.indices.extend(by[k:])
                 else:
                     self.indices.extend(
-                        i for i in by[k:] if f.matches(get(i), store.messages, store.held)
+                        i for i in by[k:]
+                        if f.matches(get(i), store.messages, store.held, store.decoded)
                     )
             else:
                 self.indices.extend(
-                    i for i in range(start, end) if f.matches(get(i), store.messages, store.held)
+                    i for i in range(start, end)
+                    if f.matches(get(i), store.messages, store.held, store.decoded)
                 )
             added = len(self.indices) - before
         self._scanned = end

@@ -62,6 +62,7 @@ class RowTable(ScrollView, can_focus=True):
         "rowtable--held",
         "rowtable--action",
         "rowtable--preview",
+        "rowtable--decoded",
         "rowtable--open",
         "rowtable--closed",
         "rowtable--rejected",
@@ -224,9 +225,14 @@ class FrameTable(RowTable):
         if isinstance(event, MessageAction):
             return action_cells(event, width, self.time_format, self.store.fate(event))
         message = None
-        if event.frame.rsv1:
-            message = self.store.messages.get((event.conn, event.direction, event.frame.message_no))
-        return frame_cells(event, width, self.time_format, message)
+        f = event.frame
+        if f.rsv1:
+            message = self.store.messages.get((event.conn, event.direction, f.message_no))
+        source = self.store.decoded
+        decoded = None
+        if source is not None and f.message_no and f.opcode < 8:
+            decoded = source.get((event.conn, event.direction, f.message_no))
+        return frame_cells(event, width, self.time_format, message, decoded)
 
     def set_cursor(self, row: int, *, notify: bool = True) -> None:
         super().set_cursor(row, notify=notify)
