@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,9 @@ from loopback import Collector, Proxy, StartProxy
 from wsinspect.compose import serve_proxy
 from wsinspect.hub import Hub
 from wsinspect.settings import Settings, Upstream
+
+# The relay tests' raw peers (relay_helpers), for byte-exact tests with decoders armed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))
 
 
 @pytest.fixture
