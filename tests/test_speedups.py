@@ -116,9 +116,31 @@ def test_c_base64_equals_binascii(data: bytes) -> None:
 @needs_c
 def test_c_base64_equals_the_python_one_on_big_payloads() -> None:
     rng = random.Random(6)
-    for n in (1 << 14, (1 << 20) + 1, (1 << 20) + 2):
+    for n in (1 << 14, (1 << 16) - 1, 1 << 16, (1 << 20) + 1, (1 << 20) + 2):
         data = rng.randbytes(n)
         assert c_module().b64encode(data) == speedups.b64encode_py(data)
+
+
+@needs_c
+def test_c_base64_of_big_payloads_is_the_same_from_several_threads() -> None:
+    """From 64 KiB on the C encoder runs without the GIL (the recorder's writer thread):
+    threads encoding at once each get their own payload's base64."""
+    import threading
+
+    rng = random.Random(7)
+    payloads = [rng.randbytes((1 << 18) + i) for i in range(4)]
+    results: dict[int, list[bytes]] = {}
+
+    def encode(i: int) -> None:
+        results[i] = [c_module().b64encode(payloads[i]) for _ in range(5)]
+
+    threads = [threading.Thread(target=encode, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i, data in enumerate(payloads):
+        assert results[i] == [speedups.b64encode_py(data)] * 5
 
 
 def both_scans() -> list:  # type: ignore[type-arg]

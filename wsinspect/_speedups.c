@@ -7,7 +7,8 @@
 
    b64encode(data) -> bytes
        binascii.b2a_base64(data, newline=False), three bytes at a time instead of bit by bit
-       (the base64 of big binary payloads is most of a recording's CPU time).
+       (the base64 of big binary payloads is most of a recording's CPU time). From 64 KiB on
+       it releases the GIL: the recorder's writer thread encodes while the relay runs.
 
    scan_lines(data, pos, client, limit, conn, direction, ts, seq, message_no)
        -> (pos, seq, message_no, lines | None)
@@ -275,6 +276,8 @@ static PyObject *unmask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+#define B64_NOGIL (64 * 1024) /* from this size on, b64encode runs without the GIL */
+
 static PyObject *b64encode(PyObject *self, PyObject *arg) {
     State *state = get_state(self);
     Py_buffer data;
@@ -288,8 +291,18 @@ static PyObject *b64encode(PyObject *self, PyObject *arg) {
     PyObject *result = PyBytes_FromStringAndSize(NULL, n + 2);
     if (result != NULL) {
         char *o = PyBytes_AS_STRING(result);
-        put_base64(o, data.buf, data.len, (const char (*)[2])state->b64_pairs);
-        memmove(o, o + 1, (size_t)n);
+        const char (*pairs)[2] = (const char (*)[2])state->b64_pairs;
+        if (data.len >= B64_NOGIL) {
+            /* The recorder's writer thread encodes big payloads here, beside the relay: the
+               buffer is held by ``data``, the result is ours alone, the table is read-only. */
+            Py_BEGIN_ALLOW_THREADS
+            put_base64(o, data.buf, data.len, pairs);
+            memmove(o, o + 1, (size_t)n);
+            Py_END_ALLOW_THREADS
+        } else {
+            put_base64(o, data.buf, data.len, pairs);
+            memmove(o, o + 1, (size_t)n);
+        }
         if (_PyBytes_Resize(&result, n) < 0) result = NULL;
     }
     PyBuffer_Release(&data);

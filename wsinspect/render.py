@@ -29,6 +29,7 @@ __all__ = [
     "flags",
     "format_bytes",
     "format_time",
+    "frame_parts",
     "preview",
     "render_event",
     "render_frame",
@@ -108,17 +109,23 @@ def flags(frame: Frame) -> str:
 def render_frame(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> str:
     """``14:03:07.123 #1 → text FIN mask=1a2b3c4d len=5 "hello"`` (plus close code and
     violations). The one rendering of a frame for humans."""
+    key = event.frame.mask_key
+    head, tail = frame_parts(event, width=width)
+    mask = "" if key is None else f" mask={key.hex()}"
+    return f"{format_time(event.ts)} {head}{mask}{tail}"
+
+
+def frame_parts(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> tuple[str, str]:
+    """:func:`render_frame`'s line without its time and mask key, in two parts: before the
+    mask key (``#1 → text FIN``) and after it (`` len=5 "hello"``, close code, violations).
+    They depend on neither the time nor the key (nor the sequence and message numbers), so a
+    reader of many frames may keep them per distinct frame (``wsinspect cat`` does)."""
     f = event.frame
-    parts = [
-        format_time(event.ts),
-        f"#{event.conn}",
-        ARROWS.get(event.direction, event.direction),
-        opcode_name(f.opcode),
-        flags(f),
-    ]
-    if f.mask_key is not None:
-        parts.append(f"mask={f.mask_key.hex()}")
-    parts.append(f"len={f.length}")
+    head = (
+        f"#{event.conn} {ARROWS.get(event.direction, event.direction)} "
+        f"{opcode_name(f.opcode)} {flags(f)}"
+    )
+    parts = ["", f"len={f.length}"]
     if f.opcode == 8:
         code = f.close_code
         if code is None:
@@ -139,7 +146,7 @@ def render_frame(event: FrameSeen, *, width: int = DEFAULT_PREVIEW) -> str:
     if event.written is not None:
         parts.append(f"[{event.written.upper()} BY PROXY]")
     parts.extend(_violation_text(v) for v in f.violations)
-    return " ".join(parts)
+    return head, " ".join(parts)
 
 
 def render_action(event: MessageAction, *, width: int = DEFAULT_PREVIEW) -> str:

@@ -139,3 +139,78 @@ def test_stats_reads_a_chrome_har(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert run(stats, [str(path), "--json"]) == 0
     total = json.loads(capsys.readouterr().out)["total"]
     assert (total["c2s"]["messages"], total["s2c"]["messages"]) == (1, 2)
+
+
+def repeating_recording(path: Path) -> None:
+    """Many frames that repeat a few payloads (as a busy connection does), masked with one key
+    and with fresh keys, text and binary, a few times a millisecond, among every other kind."""
+    from recording_samples import frames_for
+
+    from wsinspect.wire.frames import encode_frame
+
+    payloads = [b"ping 1", "héllo \"wörld\"\n".encode(), b"x" * 200, b"\xff\xfe\x00", b""]
+    keys = [b"\x01\x02\x03\x04"] * 3 + [bytes([i, 7, 9, 200 - i]) for i in range(40)]
+    c2s = b"".join(encode_frame(1 + i % 2 * (i % 4 == 3), payloads[i % len(payloads)],
+                                mask_key=keys[i % len(keys)]) for i in range(120))
+    s2c = b"".join(encode_frame(1 + (i % 5 == 3), payloads[i % len(payloads)])
+                   for i in range(120))
+    r = Recorder.create(str(path))
+    for event in every_kind():
+        r.publish(event)
+    for conn in (3, 4):
+        for event in frames_for("c2s", c2s, conn=conn, ts=1_700_000_000.0004, step=0.0003):
+            r.publish(event)
+        for event in frames_for("s2c", s2c, conn=conn, ts=1_700_000_001.9991, step=0.0003):
+            r.publish(event)
+    r.close()
+
+
+def cat_by_rendering(path: Path, grep: str | None, width: int = 80) -> list[str]:
+    """What ``cat`` prints, said as its help says it: every event's ``render_event`` line
+    (a one-frame message: its frame says it), only those whose line or full payload match."""
+    import re
+
+    from wsinspect.events import FrameSeen, MessageSeen
+
+    pattern = re.compile(grep) if grep is not None else None
+    out = []
+    for e in read_events(str(path)):
+        if isinstance(e, MessageSeen) and e.message.frames <= 1 and not e.message.compressed:
+            continue
+        line = render_event(e, width=width)
+        if pattern is not None and not pattern.search(line):
+            payload = (e.frame.payload if isinstance(e, FrameSeen)
+                       else e.message.payload if isinstance(e, MessageSeen) else None)
+            if payload is None or not pattern.search(payload.decode("utf-8", "replace")):
+                continue
+        out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("grep", [
+    None, "nothing-matches-this", "ping", "wörld", r"\\n", r"^\d\d:\d\d:\d\d\.00[0-4] ",
+    "mask=01020304", r"mask=(?!0102)", "#4 ← text", "0xfffe00", r'"x{10}…x+"', "len=0 ",
+    "\ufffd", r"^(?!.*mask).*len=6",
+])
+def test_cat_prints_what_rendering_every_event_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], grep: str | None) -> None:
+    """``cat`` renders each distinct common frame once and reuses it (the time and the mask key
+    go in per frame): the very lines, and the very matches, of rendering every event."""
+    path = tmp_path / "many.jsonl"
+    repeating_recording(path)
+    assert run(cat, [str(path), "--width", "20"] + (["--grep", grep] if grep else [])) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == cat_by_rendering(path, grep, width=20)
+    if grep is None:
+        assert len(out) > 480
+
+
+def test_cat_filters_common_frames_as_every_other_event(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "many.jsonl"
+    repeating_recording(path)
+    assert run(cat, [str(path), "--conn", "4", "--dir", "c2s", "--opcode", "binary"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    expected = [line for line in cat_by_rendering(path, None)
+                if " #4 → binary " in line]
+    assert out == expected and expected

@@ -39,6 +39,7 @@ from wsinspect.recording.encoder import (
     json_line,
     line_text,
     message_line,
+    piece_bytes,
 )
 from wsinspect.recording.format import dumps, event_from_dict, to_dict
 from wsinspect.recording.format_v2 import events_from_dict, line_dict, merges, to_line_dict
@@ -316,7 +317,7 @@ def test_v2_stores_a_one_frame_message_once(helpers: str) -> None:
     events = frames_for("s2c", encode_frame(2, payload), conn=1)
     chunks, pos, count = encode_lines_v2(lambda e, m: pytest.fail("general path"),
                                          list(events), 0, len(events))
-    text = b"".join(chunks)
+    text = b"".join(map(piece_bytes, chunks))
     assert pos == count == 2 and text.count(b"\n") == 1
     assert len(text) < 4 / 3 * len(payload) + 200
     assert [to_dict(e) for e in events_from_dict(json.loads(text))] == [to_dict(e) for e in events]

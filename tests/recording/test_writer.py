@@ -3,6 +3,7 @@ writer thread, backpressure and write failures."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -264,3 +265,26 @@ async def test_partial_writes_are_finished_in_order(tmp_path: Path, monkeypatch:
     with open(path, "wb", buffering=0) as f:  # noqa: ASYNC230 - the sync writer under test
         module._write_all(f, chunks)
     assert path.read_bytes() == b"".join(chunks)
+
+
+async def test_deferred_base64_pieces_are_written_as_their_base64(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big binary payload's base64 (``encoder.Base64Of``) is made where it is written, in
+    order with the text around it, partial writes included."""
+    from wsinspect.recording import writer as module
+    from wsinspect.recording.encoder import Base64Of
+
+    def short_writev(fd: int, buffers: list[bytes]) -> int:
+        return os.write(fd, b"".join(buffers)[:100_003])
+
+    monkeypatch.setattr(module.os, "writev", short_writev)
+    payloads = [os.urandom(n) for n in (1 << 16, 3 << 20, 5, (1 << 20) + 1)]
+    chunks: list[bytes | Base64Of] = []
+    for i, p in enumerate(payloads):
+        chunks += [b'{"b64":"', Base64Of(p), b'"}\n' * (i + 1)]
+    expected = b"".join(c if isinstance(c, bytes) else base64.b64encode(c.data) for c in chunks)
+    assert [len(Base64Of(p)) for p in payloads] == [len(base64.b64encode(p)) for p in payloads]
+    path = tmp_path / "out"
+    with open(path, "wb", buffering=0) as f:  # noqa: ASYNC230 - the sync writer under test
+        module._write_all(f, chunks)
+    assert path.read_bytes() == expected

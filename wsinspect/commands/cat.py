@@ -17,6 +17,7 @@ import sys
 __all__ = ["configure", "run"]
 
 OPCODES = ("text", "binary", "ping", "pong", "close", "cont")
+_SHAPES = 4096  # distinct common frames whose rendering ``cat`` keeps (then starts afresh)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     from wsinspect.events import Event, FaultInjected, FrameSeen, MessageSeen
     from wsinspect.recording.encoder import json_line
-    from wsinspect.recording.reader import QuickFrame, RecordingError, iter_quick, read_recording
-    from wsinspect.render import render_event
+    from wsinspect.recording.reader import RecordingError, iter_quick, quick_frame, read_recording
+    from wsinspect.render import format_time, frame_parts, render_event
     from wsinspect.wire.frames import opcode_from_name
 
     try:
@@ -103,23 +104,64 @@ def run(args: argparse.Namespace) -> int:
             return
         out.write(line + "\n")
 
+    # Common frame lines in text: their line is the time, the parts ``frame_parts`` renders and
+    # the mask key between them (``render_frame``), and whether the payload matches depends on
+    # the payload alone. Both are kept per distinct frame (connection, direction, header less
+    # its key, stored payload): the same line and the same answer as rendering each frame, at
+    # the cost of a lookup for the many frames that repeat one.
+    shapes: dict[tuple[bytes, ...], tuple[str, str, bool]] = {}
+    width = args.width
+    fast_text = args.log_format == "text" and not args.messages
+    direction_b = args.dir.encode("ascii") if args.dir else None
+    last_time = [b"", ""]  # the last timestamp's JSON and its text (a chunk's frames share it)
+
+    def write_quick(m: re.Match[bytes]) -> None:
+        """A common frame line in text, from its match (``reader.quick_match``): rendered
+        once per distinct frame."""
+        conn, _, direction, ts, hdr, kind, body, _, _ = m.groups()
+        masked = hdr[2] >= 0x38  # the second header byte's hex starts with 8-f: the mask bit
+        key = (conn, direction, hdr[:-8] if masked else hdr, kind, body)
+        shape = shapes.get(key)
+        if shape is None:
+            event = quick_frame(m).frame_event()
+            head, tail = frame_parts(event, width=width)
+            hit = pattern is not None and bool(
+                pattern.search(event.frame.payload.decode("utf-8", "replace")))
+            if len(shapes) >= _SHAPES:
+                shapes.clear()
+            shape = shapes[key] = (" " + head, tail, hit)
+        if ts != last_time[0]:
+            last_time[0], last_time[1] = ts, format_time(float(ts))
+        head, tail, hit = shape
+        if masked:
+            line = f"{last_time[1]}{head} mask={hdr[-8:].decode('ascii')}{tail}"
+        else:
+            line = f"{last_time[1]}{head}{tail}"
+        if pattern is None or hit or pattern.search(line):
+            out.write(line + "\n")
+
     try:
-        for item in iter_quick(recording):
-            if item.__class__ is QuickFrame:
-                q: QuickFrame = item
-                # A common frame line: filtered on what it says before any event is built.
-                if (conns is not None and q.conn not in conns) or (args.dir and q.direction != args.dir):
+        for item in iter_quick(recording, matches=True):
+            if item.__class__ is not re.Match:
+                write_event(item)  # type: ignore[arg-type]
+                continue
+            m: re.Match[bytes] = item
+            # A common frame line: filtered on what it says before any event is built.
+            if direction_b is not None and m.group(3) != direction_b:
+                continue
+            if conns is not None and int(m.group(1)) not in conns:
+                continue
+            if args.messages:
+                if m.group(9) is None:
                     continue
-                if args.messages:
-                    if not q.ends:
-                        continue
-                    events: list[Event] = q.events()[1:]
-                else:
-                    if opcodes is not None and q.header[0] & 15 not in opcodes:
-                        continue
-                    events = [q.frame_event()]  # its one-frame message: said by the frame
+                events: list[Event] = quick_frame(m).events()[1:]
             else:
-                events = [item]  # type: ignore[list-item]
+                if opcodes is not None and int(m.group(5)[1:2], 16) not in opcodes:
+                    continue
+                if fast_text:
+                    write_quick(m)
+                    continue
+                events = [quick_frame(m).frame_event()]  # its one-frame message: said by it
             for event in events:
                 write_event(event)
     except BrokenPipeError:

@@ -31,6 +31,7 @@ from wsinspect.wire.messages import Message
 __all__ = [
     "BIG",
     "FAST_LINE_FIELDS",
+    "Base64Of",
     "Line",
     "encode_lines",
     "encode_lines_v2",
@@ -39,6 +40,7 @@ __all__ = [
     "json_line",
     "line_text",
     "message_line",
+    "piece_bytes",
 ]
 
 _B = ("false", "true")
@@ -46,11 +48,35 @@ CHUNK_BYTES = 1 << 20  # big payload serialised by one ``encode_lines`` call, at
 #: Payloads from this size on are serialised to bytes pieces that go to the file as they are.
 BIG = 1 << 14
 
-#: A serialised line: its text, or for a big payload its pieces ``[text, bytes..., text]`` (the
+
+
+class Base64Of:
+    """The base64 of a big binary payload, not computed yet: a piece of a v2 line that
+    becomes its bytes (:meth:`encode`) only where the line is written. The recorder writes in
+    a thread of its own, where the C encoder runs without holding the GIL: the base64 of big
+    payloads (the bulk of a recording's CPU time) then runs beside the relay, on another core,
+    instead of in the relay's thread. ``len()`` is the length of the base64."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return 4 * ((len(self.data) + 2) // 3)
+
+    def encode(self) -> bytes:
+        """The base64 (standard, padded, no newline)."""
+        return _base64(self.data)
+
+
+#: A piece of serialised text to write: bytes, or the base64 of a payload still to compute.
+Piece = bytes | Base64Of
+#: A serialised line: its text, or for a big payload its pieces ``[text, piece..., text]`` (the
 #: payload's JSON in the middle, never copied into the text around it).
-Line = str | list[str | bytes]
-#: A payload value in JSON: a string literal, or the bytes pieces of a big one.
-_Value = str | list[str | bytes]
+Line = str | list[str | Piece]
+#: A payload value in JSON: a string literal, or the pieces of a big one.
+_Value = str | list[str | Piece]
 
 # "fin":...,"rsv1":...,"rsv2":...,"rsv3":...,"opcode":... for each first header byte (§5.2).
 _FLAGS = [
@@ -88,11 +114,16 @@ def _payload_json(payload: bytes, text: bool) -> tuple[_Value, str]:
     return [b'"', _base64(payload), b'"'], '"base64"'
 
 
+def piece_bytes(piece: Piece) -> bytes:
+    """A piece's bytes (the base64 computed now, for a :class:`Base64Of`)."""
+    return piece if isinstance(piece, bytes) else piece.encode()
+
+
 def line_text(line: Line) -> str:
     """A line's whole text (``json_line`` and the tests)."""
     if isinstance(line, str):
         return line
-    return "".join(p if isinstance(p, str) else p.decode("utf-8") for p in line)
+    return "".join(p if isinstance(p, str) else piece_bytes(p).decode("utf-8") for p in line)
 
 
 # The last payload serialised, its JSON form and the message of its frame: a one-frame message
@@ -241,7 +272,7 @@ def json_line(event: Event) -> str:
 
 
 def encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[bytes, int]], pos: int,
-                 stop: int) -> tuple[list[bytes], int, int]:
+                 stop: int) -> tuple[list[Piece], int, int]:
     """Serialise ``events[pos:stop]`` to the bytes to write, newline after each line; stop early
     once ``CHUNK_BYTES`` of big payloads are done. Returns the bytes, where it stopped and how
     many lines they hold. Frame and message events take the fast lines; the rest (and the fast
@@ -250,7 +281,7 @@ def encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[
 
     Small lines are joined and encoded once; a big payload's pieces go out as they are.
     """
-    out: list[bytes] = []
+    out: list[Piece] = []
     lines: list[str] = []
     big = 0
     count = stop - pos
@@ -331,9 +362,14 @@ def frame_line_v2(e: FrameSeen, m: MessageSeen | None) -> Line | None:
         if payload is None:
             payload = '"' + b2a_base64(data, newline=False).decode("ascii") + '"'
     else:
-        payload, encoding = _payload_json(data, text)
-        if encoding == '"text"':
-            key = '"text":'
+        if text:
+            try:
+                payload = [_json_str(data.decode("utf-8")).encode("utf-8")]
+                key = '"text":'
+            except UnicodeDecodeError:
+                payload = None
+        if payload is None:  # its base64 is made where the line is written (``Base64Of``)
+            payload = [b'"', Base64Of(data), b'"']
     d = e.direction
     fragment = f.fragment_index
     head = (
@@ -355,11 +391,12 @@ SerialiseV2 = Callable[[Event, "MessageSeen | None"], Line]
 
 
 def encode_lines_v2(serialise: SerialiseV2, events: list[Event | tuple[bytes, int]], pos: int,
-                    stop: int) -> tuple[list[bytes], int, int]:
+                    stop: int) -> tuple[list[Piece], int, int]:
     """:func:`encode_lines` for format v2: a frame event and the message event right after it
     that it completes (``format_v2.merges``) make one line (the relay publishes them one after
-    the other). Returns the bytes, where it stopped and how many events they hold."""
-    out: list[bytes] = []
+    the other). Returns the pieces to write (:func:`piece_bytes` each), where it stopped and
+    how many events they hold."""
+    out: list[Piece] = []
     lines: list[str] = []
     big = 0
     count = 0

@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal, overload
 
 from wsinspect import __version__
 from wsinspect.events import Event, FrameSeen
@@ -39,6 +39,8 @@ __all__ = [
     "events_at",
     "iter_quick",
     "iter_with_progress",
+    "quick_frame",
+    "quick_match",
     "read_events",
     "read_recording",
     "recording_version",
@@ -331,6 +333,13 @@ class QuickFrame:
         value: str = json.loads(self._raw[start - 1 : end + 1])
         return value.encode("utf-8")
 
+    def stored_payload(self) -> tuple[bytes, bool]:
+        """The payload as the line stores it, undecoded (the JSON string's body: escaped text
+        or base64), and whether as text. The same for two lines means the same payload, a
+        cheap key; the converse may not hold (a hand-written line may escape differently)."""
+        start, end, text = self._span
+        return self._raw[start:end], text
+
     def frame_event(self) -> FrameSeen:
         """The line's ``FrameSeen``, as the full reader gives it."""
         fin, rsv1, rsv2, rsv3, opcode, masked, key, length = header_fields(self.header)  # type: ignore[misc]
@@ -345,29 +354,71 @@ class QuickFrame:
         return events_from_dict(json.loads(self._raw))
 
 
-def _quick(raw: bytes) -> QuickFrame | None:
-    m = _QUICK.match(raw)
+#: The hex length of a whole frame header, by the hex of its first two bytes (RFC 6455 §5.2);
+#: filled as they are met.
+_HEADER_HEX: dict[bytes, int] = {}
+
+
+def _header_hex_length(start: bytes) -> int:
+    """The hex length of a whole frame header that starts with the hex ``start`` (4 hex
+    digits; -1 when they are not)."""
+    try:
+        second = int(start[2:4], 16) if len(start) == 4 else -1
+    except ValueError:
+        second = -1
+    if second < 0:
+        return -1
+    n = second & 127
+    length = 2 * (2 + (2 if n == 126 else 8 if n == 127 else 0) + (second >> 7) * 4)
+    _HEADER_HEX[start] = length
+    return length
+
+
+def quick_match(raw: bytes, match: Callable[[bytes], re.Match[bytes] | None] = _QUICK.match
+                ) -> re.Match[bytes] | None:
+    """The match of a common v2 frame line (its groups: ``conn``, ``seq``, ``dir``, ``ts``,
+    ``hdr``, ``text``/``b64``, the payload's JSON string body, ``msg``, ``,"end":{}`` or
+    ``None``), when its header bytes are one whole header; ``None`` for any other line."""
+    m = match(raw)
     if m is None:
         return None
-    conn, _, direction, ts, hdr, kind, _, message_no, ends = m.groups()
-    header = bytes.fromhex(hdr.decode("ascii"))
-    if len(header) < 2:
-        return None
-    n = header[1] & 127
-    if len(header) != 2 + (2 if n == 126 else 8 if n == 127 else 0) + (header[1] >> 7) * 4:
+    hdr = m.group(5)
+    start = hdr[:4]
+    if len(hdr) != (_HEADER_HEX.get(start) or _header_hex_length(start)):
         return None  # not one whole header: the full reader says what is wrong
-    return QuickFrame(int(conn), "c2s" if direction == b"c2s" else "s2c", float(ts), header,
-                      int(message_no), ends is not None, raw,
-                      (m.start(7), m.end(7), kind == b"text"))
+    return m
+
+
+def quick_frame(m: re.Match[bytes]) -> QuickFrame:
+    """The :class:`QuickFrame` of a :func:`quick_match`."""
+    conn, _, direction, ts, hdr, kind, _, message_no, ends = m.groups()
+    return QuickFrame(int(conn), "c2s" if direction == b"c2s" else "s2c", float(ts),
+                      bytes.fromhex(hdr.decode("ascii")), int(message_no), ends is not None,
+                      m.string, (m.start(7), m.end(7), kind == b"text"))
+
+
+@overload
+def iter_quick(recording: Recording, update: Callable[[int], None] | None = None, *,
+               warn: Warn | None = None, matches: Literal[False] = False
+               ) -> Iterator[Event | QuickFrame]: ...
+
+
+@overload
+def iter_quick(recording: Recording, update: Callable[[int], None] | None = None, *,
+               warn: Warn | None = None, matches: Literal[True]
+               ) -> Iterator[Event | re.Match[bytes]]: ...
 
 
 def iter_quick(recording: Recording, update: Callable[[int], None] | None = None,
-               *, warn: Warn | None = None) -> Iterator[Event | QuickFrame]:
+               *, warn: Warn | None = None, matches: bool = False
+               ) -> Iterator[Event | QuickFrame | re.Match[bytes]]:
     """The events of ``recording``, with the common frame lines of a v2 recording as
     :class:`QuickFrame` (parsed without ``json``, no objects built): for readers that need
     only some fields of most frames (``stats``, ``cat``). Other lines, v1 recordings and HARs
     give their events as :attr:`Recording.events` would. ``update(bytes_read)`` is called
-    every 1,000 lines, for a progress bar."""
+    every 1,000 lines, for a progress bar. ``matches``: the common frame lines come as their
+    :func:`quick_match` instead, for a reader that wants fewer fields still (``cat``;
+    :func:`quick_frame` makes the ``QuickFrame``)."""
     if recording.kind != "jsonl" or recording.header.get("version") != FORMAT_VERSION_2:
         yield from (iter_with_progress(recording, update) if update else recording.events)
         return
@@ -384,9 +435,9 @@ def iter_quick(recording: Recording, update: Callable[[int], None] | None = None
             pos += len(raw)
             if update is not None and lineno % 1000 == 0:
                 update(pos)
-            q = _quick(raw)
-            if q is not None:
-                yield q
+            m = quick_match(raw)
+            if m is not None:
+                yield m if matches else quick_frame(m)
                 continue
             if not raw.strip():
                 continue

@@ -15,7 +15,9 @@ missing and the last line may be torn; the reader skips a torn line with a warni
 A disk slower than the traffic holds the relay back instead of letting the backlog grow
 (``_MAX_BACKLOG``): the recording stays complete and the loss bound holds, at the disk's speed.
 Big payloads are never copied into the text of their line: their base64 (or escaped text) goes
-to the file as it is (a copy of a fresh megabyte costs about a millisecond).
+to the file as it is (a copy of a fresh megabyte costs about a millisecond). The base64 of a big
+binary frame is made by the writer thread itself, just before it is written
+(``encoder.Base64Of``): the C encoder releases the GIL, so it runs beside the relay.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from wsinspect.events import (
     MessageSeen,
     Notice,
 )
-from wsinspect.recording.encoder import Line, encode_lines, encode_lines_v2
+from wsinspect.recording.encoder import Line, Piece, encode_lines, encode_lines_v2, piece_bytes
 from wsinspect.recording.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -71,28 +73,43 @@ _WRITE_SOON = 1 << 20
 _MAX_BACKLOG = 64 << 20
 
 _IOV_MAX = 1024  # buffers per writev(2) (Linux's IOV_MAX)
+_WRITE_BATCH = 4 << 20  # bytes per writev(2), about: a deferred base64 is made just before
 
 
-def _write_all(file: BinaryIO, chunks: list[bytes]) -> None:
+def _write_all(file: BinaryIO, chunks: list[Piece]) -> None:
     """Write every byte of ``chunks`` to an unbuffered file, many chunks per system call
     (``writev``: at a few KiB per chunk, one ``write`` each cost about as much as the copying);
-    a write may be partial, and the rest follows."""
+    a write may be partial, and the rest follows.
+
+    A big payload's base64 (``encoder.Base64Of``) is made here, just before its write: in the
+    writer thread the C encoder runs without the GIL, beside the relay.
+    """
     fd = file.fileno()
     pos = 0
-    while pos < len(chunks):
-        batch = chunks[pos : pos + _IOV_MAX]
+    end = len(chunks)
+    while pos < end:
+        batch: list[bytes] = []
+        total = 0
+        while pos < end and len(batch) < _IOV_MAX and total < _WRITE_BATCH:
+            chunk = chunks[pos]
+            pos += 1
+            if chunk.__class__ is not bytes:
+                chunk = piece_bytes(chunk)
+            batch.append(chunk)
+            total += len(chunk)
         n = os.writev(fd, batch)
-        pos += len(batch)
-        total = sum(map(len, batch))
         if n == total:
             continue
-        # Partial: find the first chunk not fully written and finish it on its own.
+        # Partial: finish the first chunk not fully written, then the rest of the batch.
         for i, chunk in enumerate(batch):
             if n < len(chunk):
                 view = memoryview(chunk)[n:]
                 while view:
                     view = view[os.write(fd, view) :]
-                pos -= len(batch) - i - 1
+                for rest in batch[i + 1 :]:
+                    view = memoryview(rest)
+                    while view:
+                        view = view[os.write(fd, view) :]
                 break
             n -= len(chunk)
 
@@ -150,13 +167,13 @@ class Recorder:
         self._pending: list[Event | tuple[bytes, int]] = []
         self._batch: list[Event | tuple[bytes, int]] = []  # being serialised by ``_drain``...
         self._batch_pos = 0  # ...up to here
-        self._ready: list[bytes] = []  # serialised and encoded, not handed to the writer yet
+        self._ready: list[Piece] = []  # serialised and encoded, not handed to the writer yet
         self._ready_count = 0
         self._ready_size = 0  # bytes in ``_ready``
         # The writer thread's work: (chunks, events, bytes) batches, in order. ``_cond`` guards
         # the queue, its counts, ``_stop`` and ``_message``.
         self._cond = threading.Condition()
-        self._queue: list[tuple[list[bytes], int, int]] = []
+        self._queue: list[tuple[list[Piece], int, int]] = []
         self._queued = 0  # events handed to the writer and not written yet
         self._queued_bytes = 0
         self._stop = False
@@ -347,7 +364,7 @@ class Recorder:
             self._report()
 
     def _encode(self, events: list[Event | tuple[bytes, int]], pos: int,
-                stop: int) -> tuple[list[bytes], int, int]:
+                stop: int) -> tuple[list[Piece], int, int]:
         if self._version == FORMAT_VERSION:
             return encode_lines(self._serialise, events, pos, stop)
         return encode_lines_v2(self._serialise_v2, events, pos, stop)
@@ -369,7 +386,7 @@ class Recorder:
                 d["response_headers"] = redact_headers(d["response_headers"])
         return dumps(d)
 
-    def _write_chunks(self, chunks: list[bytes], count: int) -> None:
+    def _write_chunks(self, chunks: list[Piece], count: int) -> None:
         """Write ``count`` serialised events; runs in the writer thread (or at close).
 
         No joining here: the worker would hold the GIL while it copies megabytes, and the
