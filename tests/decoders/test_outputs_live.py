@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,21 @@ async def test_log_stats_and_view_see_socketio_events(nursery: trio.Nursery, tmp
         rec.publish(event)
     rec.close()
     assert read_recording(str(path)).size > 0
+
+    # cat: a summary line after each decoded message; --grep finds them; JSON carries them.
+    def cat(*argv: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "wsinspect", "cat", str(path), *argv],
+                              capture_output=True, text=True, timeout=30, check=True)
+        return done.stdout.splitlines()
+
+    summaries = [line for line in cat() if " ↳ " in line]
+    assert sum('socket.io event "chat"' in line for line in summaries) == 3
+    assert all('"chat"' in line for line in cat("--grep", "event .chat"))
+    assert len(cat("--grep", 'event "chat"')) == 3
+    assert len(cat("--no-decode", "--grep", 'event "chat"')) == 0
+    json_decoded = [json.loads(line)["decoded"] for line in cat("--log-format", "json")
+                    if '"decoded"' in line]
+    assert sum(d["fields"].get("event") == "chat" for d in json_decoded) == 3
     index = open_index(str(path), warn=pytest.fail)
     index.update()
     store = PagedStore(index, 500)

@@ -35,15 +35,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="text lines (default) or the recorded JSON objects")
     parser.add_argument("--width", type=int, default=80, metavar="N",
                         help="characters of payload preview per line (default: 80)")
+    from wsinspect.config import add_decode_arguments
+
+    add_decode_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import re
 
+    from wsinspect.config import decode_settings
     from wsinspect.events import Event, FaultInjected, FrameSeen, MessageSeen
     from wsinspect.recording.encoder import json_line
     from wsinspect.recording.reader import RecordingError, iter_quick, quick_frame, read_recording
-    from wsinspect.render import format_time, frame_parts, render_event
+    from wsinspect.render import ARROWS, format_time, frame_parts, render_event
+    from wsinspect.settings import ConfigError
+    from wsinspect.sinks.decoded import EventDecoder, decoded_json, decoding_for
+    from wsinspect.wire.decoders import Decoded
     from wsinspect.wire.frames import opcode_from_name
 
     try:
@@ -52,14 +59,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"wsinspect cat: --grep {args.grep!r}: {exc}", file=sys.stderr)
         return 2
     try:
+        decoding = decoding_for(argparse.Namespace(**decode_settings(args)))
+    except ConfigError as exc:
+        print(f"wsinspect cat: error: {exc}", file=sys.stderr)
+        return 2
+    try:
         recording = read_recording(args.file)
     except RecordingError as exc:
         print(f"wsinspect cat: {exc}", file=sys.stderr)
         return 2
+    # Connections a decoder knows (docs/decoders.md) get their messages decoded, in order.
+    decoder = EventDecoder(decoding) if decoding is not None else None
     conns = set(args.conn) if args.conn else None
     opcodes = {opcode_from_name(o) for o in args.opcode} if args.opcode else None
 
-    def wanted(event: Event) -> bool:
+    def wanted(event: Event, decoded: bool = False) -> bool:
         if conns is not None and event.conn not in conns:
             return False
         direction = getattr(event, "direction", None)
@@ -72,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 return False
         elif isinstance(event, MessageSeen):
             m = event.message
-            if not args.messages and m.frames <= 1 and not m.compressed:
+            if not (args.messages or decoded) and m.frames <= 1 and not m.compressed:
                 return False  # its one frame already says it all
             if opcodes is not None and m.opcode not in opcodes:
                 return False
@@ -93,16 +107,36 @@ def run(args: argparse.Namespace) -> int:
 
     out = sys.stdout
 
+    json_mode = args.log_format == "json"
+
     def write_event(event: Event) -> None:
-        if not wanted(event):
+        decoded = decoder.feed(event) if decoder is not None else None
+        if decoded is not None and decoded.continued:
+            decoded = None  # part of a unit still incomplete: nothing of its own to say
+        # A decoded message is shown even when it took one frame: its view says more.
+        if not wanted(event, decoded is not None and json_mode):
+            if decoded is not None and wanted(event, True):
+                write_summary(event, decoded)
             return
-        if args.log_format == "json":
+        if json_mode:
             line = json_line(event)  # the live log's JSON line
+            if decoded is not None:
+                line = f'{line[:-1]},"decoded":{decoded_json(decoded)}}}'
         else:
             line = render_event(event, width=args.width)
-        if pattern is not None and not matches(event, line):
+        if pattern is None or matches(event, line):
+            out.write(line + "\n")
+        if decoded is not None and not json_mode:
+            write_summary(event, decoded)
+
+    def write_summary(event: Event, decoded: Decoded) -> None:
+        """The text line of a decoded message, after its frame or message line."""
+        if json_mode:
             return
-        out.write(line + "\n")
+        assert isinstance(event, MessageSeen)
+        line = f"{format_time(event.ts)} #{event.conn} {ARROWS.get(event.direction, '?')} ↳ {decoded.summary}"
+        if pattern is None or matches(event, line):
+            out.write(line + "\n")
 
     # Common frame lines in text: their line is the time, the parts ``frame_parts`` renders and
     # the mask key between them (``render_frame``), and whether the payload matches depends on
@@ -146,6 +180,12 @@ def run(args: argparse.Namespace) -> int:
                 write_event(item)  # type: ignore[arg-type]
                 continue
             m: re.Match[bytes] = item
+            if decoder is not None and int(m.group(1)) in decoder.conns:
+                if (direction_b is None or m.group(3) == direction_b) and (
+                        conns is None or int(m.group(1)) in conns):
+                    for event in quick_frame(m).events():  # the frame, and its message
+                        write_event(event)
+                continue
             # A common frame line: filtered on what it says before any event is built.
             if direction_b is not None and m.group(3) != direction_b:
                 continue
