@@ -6,7 +6,11 @@ a recording of a few 1 MiB binary echoes, then prints:
 
 * bytes of recording per wire byte (frame headers and payloads, both directions) for 64 B
   and 1 MiB messages;
-* the seconds ``wsinspect stats`` and ``wsinspect cat --grep`` take on the 1M-frame file.
+* the seconds ``wsinspect stats`` and ``wsinspect cat --grep`` take on the 1M-frame file;
+* the ``--record`` to ``-q`` rate ratio of the same echoes (64 B, and 200 echoes of 1 MiB)
+  through the proxy (``relay_bench.py`` measures it with more care, against direct);
+* for this build, ``view``: the index build, the first screen, End, a filter over all rows,
+  and the peak memory (``view_scale.py``'s steps, on the same 1M-frame file).
 
 ``--baseline PYTHON`` runs the same with another wsinspect install (before/after, one run).
 ``--keep DIR`` keeps the 64 B recordings in DIR (``baseline-64.jsonl``, ``this-64.jsonl``) and
@@ -63,9 +67,10 @@ async def echo(port: int, size: int, count: int, in_flight: int) -> None:
     client.transport.close()
 
 
-def record(python: str, upstream: int, path: Path, size: int, count: int) -> int:
-    """Record ``count`` echoes of ``size`` bytes through the proxy; the wire bytes."""
-    target = start_proxy(f"-q --record {path}", upstream, python)
+def record(python: str, upstream: int, path: Path | None, size: int, count: int) -> int:
+    """Record ``count`` echoes of ``size`` bytes through the proxy (``path`` None: ``-q``
+    alone, nothing recorded); the wire bytes."""
+    target = start_proxy(f"-q --record {path}" if path else "-q", upstream, python)
     assert target.proc is not None
     try:
         asyncio.run(echo(target.port, size, count, 100 if size <= 1024 else 2))
@@ -101,15 +106,35 @@ def measure(python: str, upstream: int, tmp: Path, count: int, label: str,
         wire = record(python, upstream, big, 1 << 20, 20)
         out["bytes/wire byte, 1 MiB"] = big.stat().st_size / wire
         big.unlink()
+        t0 = time.perf_counter()
+        record(python, upstream, None, 64, count)
+        out["--record/-q rate, 64 B"] = (time.perf_counter() - t0) / out["record 64 B echoes (s)"]
+        rates = []
+        for path in (big, None):
+            t0 = time.perf_counter()
+            record(python, upstream, path, 1 << 20, 200)
+            rates.append(time.perf_counter() - t0)
+        big.unlink()
+        out["--record/-q rate, 1 MiB"] = rates[1] / rates[0]
     out["recording MB (64 B)"] = small.stat().st_size / 1e6
     out["stats (s)"] = timed(python, "stats", str(small))
     out["stats --conn 1 (s)"] = timed(python, "stats", "--conn", "1", str(small))
     out["cat --grep (s)"] = timed(python, "cat", "--grep", "nothing-matches-this", str(small))
     out["cat --dir s2c --grep (s)"] = timed(python, "cat", "--dir", "s2c", "--grep", "xxxxy",
                                             str(small))
+    if label == "this":  # the viewer of this build, on the same file
+        for step in ("build", "view"):
+            done = subprocess.run([python, str(Path(__file__).parent / "view_scale.py"),
+                                   "--path", str(small), "--step", step],
+                                  capture_output=True, text=True, timeout=STEP_TIMEOUT, check=True)
+            VIEW_LINES.extend(line for line in done.stdout.splitlines() if line.strip())
     if keep is None:
         small.unlink()
+        Path(str(small) + ".wsidx").unlink(missing_ok=True)
     return out
+
+
+VIEW_LINES: list[str] = []  # what view_scale.py printed for this build
 
 
 def main() -> int:
@@ -149,6 +174,8 @@ def main() -> int:
     if len(labels) == 2:
         for key in [k for k in results[labels[0]] if k.endswith("(s)") and "record" not in k]:
             print(f"speed-up {key[:-4]:19}{results['baseline'][key] / results['this'][key]:12.1f}x")
+    for line in VIEW_LINES:
+        print(line)
     return 0
 
 
