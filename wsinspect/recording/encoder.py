@@ -305,13 +305,8 @@ def encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[
         if line.__class__ is str:
             lines.append(line)
             continue
-        # [head, payload pieces..., tail]: the head ends the text so far, the tail starts anew.
-        lines.append(line[0])  # type: ignore[arg-type]
-        out.append("\n".join(lines).encode("utf-8"))
-        for piece in line[1:-1]:
-            out.append(piece)  # type: ignore[arg-type]
-            big += len(piece)
-        lines = [line[-1]]  # type: ignore[list-item]
+        lines, added = _put_pieces(line, lines, out)  # type: ignore[arg-type]
+        big += added
         if big >= CHUNK_BYTES:
             break
     if lines:
@@ -320,6 +315,17 @@ def encode_lines(serialise: Callable[[Event], Line], events: list[Event | tuple[
     return out, pos, count - (stop - pos)
 
 
+def _put_pieces(line: list[Any], lines: list[str], out: list[Any]) -> tuple[list[str], int]:
+    """A line in pieces, ``[head, payload pieces..., tail]``: the head ends the text so far
+    (written to ``out`` with ``lines``), the payload pieces go to ``out`` as they are, the tail
+    starts the next text. The new ``lines`` and the payload bytes added."""
+    lines.append(line[0])
+    out.append("\n".join(lines).encode("utf-8"))
+    added = 0
+    for piece in line[1:-1]:
+        out.append(piece)
+        added += len(piece)
+    return [line[-1]], added
 
 
 # ---- format v2 (format_v2): one line per frame, its message on it ---------------------------
@@ -429,12 +435,8 @@ def encode_lines_v2(serialise: SerialiseV2, events: list[Event | tuple[bytes, in
         if line.__class__ is str:
             lines.append(line)
             continue
-        lines.append(line[0])  # type: ignore[arg-type]
-        out.append("\n".join(lines).encode("utf-8"))
-        for piece in line[1:-1]:
-            out.append(piece)  # type: ignore[arg-type]
-            big += len(piece)
-        lines = [line[-1]]  # type: ignore[list-item]
+        lines, added = _put_pieces(line, lines, out)  # type: ignore[arg-type]
+        big += added
         if big >= CHUNK_BYTES:
             break
     if lines:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.app import App
-
 from wsinspect.events import MessageAction
+from wsinspect.tui.commanding import RelayCommands
 from wsinspect.tui.intercept_screens import BreakpointScreen, EditScreen, Injection, InjectScreen
 
 if TYPE_CHECKING:
@@ -22,24 +21,12 @@ if TYPE_CHECKING:
 __all__ = ["InterceptActions"]
 
 
-class InterceptActions(App[int]):
+class InterceptActions(RelayCommands):
     """The intercepting actions of ``InspectorApp`` (whose methods below it implements)."""
 
     ui: UiState
 
-    def live(self) -> bool:
-        raise NotImplementedError
-
-    def command_target(self) -> int | None:
-        raise NotImplementedError
-
     def selected_row(self) -> Row | None:
-        raise NotImplementedError
-
-    def selected_conn(self) -> int | None:
-        raise NotImplementedError
-
-    def send_command(self, command: object) -> None:
         raise NotImplementedError
 
     def breakpoints_listed(self, result: object) -> None:
