@@ -563,7 +563,8 @@ def load_proto_schema(proto: str, message: str | None) -> None:
         module.use_schema(proto, message)
     except (schema_error, OSError, ValueError, LookupError) as exc:
         text = str(exc)
-        raise ConfigError(f"--proto: {text}" if proto in text else f"--proto {proto}: {text}") from None
+        # The loader's messages name the file already ("--proto FILE: ...", "FILE:2:25: ...").
+        raise ConfigError(text if proto in text else f"--proto {proto}: {text}") from None
 
 
 def decode_settings(args: argparse.Namespace) -> dict[str, Any]:
