@@ -127,43 +127,11 @@ async def handle_client(
     says, until one becomes a relayed WebSocket session or the connection ends. Plain HTTP
     passes through with keep-alive (``relay.http``). A caller that has already read from the
     connection passes its ``hs`` and ``request``, or the ``initial`` bytes it read."""
-    client = client or peer_name(stream)
-    hs = hs or ClientHandshake(relay.settings.max_header_size)
-    if request is None and initial:
-        try:
-            request = hs.feed(initial)
-        except HandshakeError as exc:
-            await refuse_request(relay, conn, client, stream, hs, exc.refusal)
-            return
-    pool = KeptAlive()
-    opened: Opened | None = None
-    try:
-        first = True
-        while True:
-            if request is None:
-                request = await read_request(relay, conn, stream, hs, client, first=first)
-                if request is None:
-                    return
-            first = False
-            route = router(request)
-            if isinstance(route, Refusal):
-                await refuse_request(relay, conn, client, stream, hs, route, request)
-                return
-            if not request.is_websocket:
-                if not await passthrough(relay, conn, stream, hs, request, client, route, pool):
-                    return
-                try:  # a pipelined request may be waiting already
-                    request = hs.next_request()
-                except HandshakeError as exc:
-                    await refuse_request(relay, conn, client, stream, hs, exc.refusal)
-                    return
-                continue
-            opened = await _upgrade(relay, conn, stream, hs, request, client, route)
-            break
-    finally:
-        await pool.aclose()
+    opened = await _requests(relay, stream, conn, router, hs, request, initial,
+                             client or peer_name(stream))
     # Only the session outlives the handshakes: h11 state, headers and the handshake
-    # frames are garbage once it runs (memory per idle connection stays small).
+    # frames are garbage once it runs (memory per idle connection stays small), which is why
+    # the requests are read in a frame of their own.
     if opened is not None:
         session, client_first, upstream_first = opened
         del opened
@@ -171,6 +139,45 @@ async def handle_client(
             await session.run(client_first, upstream_first)
         finally:
             relay.sessions.pop(conn, None)
+
+
+async def _requests(
+    relay: Relay, stream: trio.abc.Stream, conn: int, router: Router,
+    hs: ClientHandshake | None, request: UpgradeRequest | None, initial: bytes, client: str,
+) -> Opened | None:
+    """The requests of ``handle_client``, up to the one that opens a session (``None``: the
+    connection ended or was answered)."""
+    hs = hs or ClientHandshake(relay.settings.max_header_size)
+    if request is None and initial:
+        try:
+            request = hs.feed(initial)
+        except HandshakeError as exc:
+            await refuse_request(relay, conn, client, stream, hs, exc.refusal)
+            return None
+    pool = KeptAlive()
+    try:
+        first = True
+        while True:
+            if request is None:
+                request = await read_request(relay, conn, stream, hs, client, first=first)
+                if request is None:
+                    return None
+            first = False
+            route = router(request)
+            if isinstance(route, Refusal):
+                await refuse_request(relay, conn, client, stream, hs, route, request)
+                return None
+            if request.is_websocket:
+                return await _upgrade(relay, conn, stream, hs, request, client, route)
+            if not await passthrough(relay, conn, stream, hs, request, client, route, pool):
+                return None
+            try:  # a pipelined request may be waiting already
+                request = hs.next_request()
+            except HandshakeError as exc:
+                await refuse_request(relay, conn, client, stream, hs, exc.refusal)
+                return None
+    finally:
+        await pool.aclose()
 
 
 Opened = tuple[Session, bytes, bytes]
